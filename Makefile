@@ -1,0 +1,15 @@
+# The README's two commands: `make demo` (set up + run the main job on built-in sample data)
+# and `make test` (set up + run the test suite). .ci/run calls `make test`.
+.PHONY: setup demo test test-fast bench
+
+setup:
+	@bash infra/setup.sh
+
+demo: setup
+	.venv/bin/imagesr demo
+
+test: setup
+	.venv/bin/python -m pytest -q -ra
+
+test-fast: setup
+	.venv/bin/python -m pytest -q -ra -m "not slow"

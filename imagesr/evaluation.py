@@ -1,0 +1,138 @@
+"""Benchmark evaluation of an upscaler on a folder of HR images (the one SR protocol).
+
+For each HR image and scale ``s``: crop the HR to a multiple of ``s``, make the LR with the
+core MATLAB bicubic, upscale it back with the upscaler under test, and measure Y-PSNR and
+SSIM with ``crop_border = ceil(s)``. ``imagesr bench bicubic``, ``imagesr evaluate``, the TFX
+evaluator and the benchmarks all call :func:`evaluate_folder`, so their numbers agree.
+
+Grayscale HR images (Set14's ``bridge.png``) are measured on their own intensity; the
+upscaler receives them as 3-channel RGB (channels equal) and its output is averaged back to
+one channel.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+
+from imagesr import metrics, resize
+from imagesr.media import IMAGE_EXTENSIONS, MediaError, decode_image
+
+# upscaler(lr_rgb_uint8, (out_h, out_w), scale) -> sr_rgb_uint8 of that size
+Upscaler = Callable[[np.ndarray, tuple, float], np.ndarray]
+
+
+def bicubic_upscaler(lr: np.ndarray, size: tuple, scale: float) -> np.ndarray:
+    """The baseline: MATLAB bicubic upscaling to the HR size."""
+    return resize.imresize(lr, size=size)
+
+
+@dataclass
+class ImageResult:
+    image: str
+    scale: float
+    psnr_y: float
+    ssim_y: float
+
+
+@dataclass
+class ScaleResult:
+    scale: float
+    psnr_y: float
+    ssim_y: float
+    images: int
+    per_image: List[ImageResult] = field(default_factory=list)
+
+    def summary(self) -> Dict:
+        d = asdict(self)
+        d.pop("per_image")
+        d["scale"] = _scale_json(self.scale)
+        return d
+
+
+def _scale_json(s: float):
+    return int(s) if float(s).is_integer() else float(s)
+
+
+def list_images(folder: str) -> List[str]:
+    """Sorted image files directly in ``folder``; a clear error if none or missing."""
+    if not os.path.isdir(folder):
+        raise MediaError(folder, "no such folder")
+    files = sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise MediaError(folder, "folder holds no images")
+    return files
+
+
+def load_hr(path: str) -> np.ndarray:
+    """HR image as uint8: HxWx3, or HxW for a single-channel (grayscale) file."""
+    with Image.open(path) as im:
+        gray = im.mode in ("L", "I;16", "I;16B", "I;16L", "I", "1", "F")
+    rgb = decode_image(path)
+    return rgb[..., 0] if gray else rgb
+
+
+def evaluate_image(hr: np.ndarray, scale: float, upscaler: Upscaler) -> tuple:
+    """(psnr_y, ssim_y) of ``upscaler`` on one HR image at ``scale`` under the protocol."""
+    hr = resize.crop_to_multiple(hr, scale)
+    rgb = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr
+    lr = resize.downscale(rgb, scale)
+    sr = np.asarray(upscaler(lr, rgb.shape[:2], scale))
+    if sr.shape[:2] != rgb.shape[:2]:
+        raise ValueError(f"upscaler returned {sr.shape[:2]}, expected {rgb.shape[:2]}")
+    if hr.ndim == 2:
+        sr = sr.astype(np.float64).mean(axis=2)
+    border = int(math.ceil(scale))
+    return (
+        metrics.psnr(sr, hr, crop_border=border, test_y_channel=True),
+        metrics.ssim(sr, hr, crop_border=border, test_y_channel=True),
+    )
+
+
+def evaluate_folder(
+    dataset: str,
+    scales: Sequence[float] = (2, 3, 4),
+    upscaler: Upscaler = bicubic_upscaler,
+    progress: Optional[Callable[[str], None]] = None,
+) -> List[ScaleResult]:
+    """Mean Y-PSNR/SSIM per scale of ``upscaler`` over the HR images in ``dataset``."""
+    files = list_images(dataset)
+    images = [(os.path.basename(f), load_hr(f)) for f in files]
+    results = []
+    for s in scales:
+        per = []
+        for name, hr in images:
+            p, q = evaluate_image(hr, float(s), upscaler)
+            per.append(ImageResult(name, float(s), p, q))
+            if progress:
+                progress(f"x{s} {name}: {p:.2f} dB")
+        results.append(
+            ScaleResult(
+                scale=float(s),
+                psnr_y=float(np.mean([r.psnr_y for r in per])),
+                ssim_y=float(np.mean([r.ssim_y for r in per])),
+                images=len(per),
+                per_image=per,
+            )
+        )
+    return results
+
+
+def results_json(dataset: str, results: Iterable[ScaleResult], **extra) -> Dict:
+    """The JSON convention of the benchmark commands: {"dataset", "results": [...], ...}."""
+    out = {"dataset": dataset, "results": [r.summary() for r in results]}
+    out.update(extra)
+    return out
+
+
+def format_table(results: Iterable[ScaleResult], title: str = "") -> str:
+    lines = [title] if title else []
+    lines.append(f"{'scale':>6} {'PSNR-Y (dB)':>12} {'SSIM-Y':>8} {'images':>7}")
+    for r in results:
+        lines.append(f"{'x' + str(_scale_json(r.scale)):>6} {r.psnr_y:>12.2f} {r.ssim_y:>8.4f} {r.images:>7}")
+    return "\n".join(lines)

@@ -1,0 +1,406 @@
+"""Decoding of images, videos and frame folders into uint8 RGB arrays (the one decoder).
+
+* Images: anything Pillow reads. Palette, grayscale, CMYK, 16-bit and alpha images become
+  8-bit RGB (alpha composited on white), EXIF orientation is applied. A corrupt, truncated
+  or empty file raises :class:`MediaError` naming the file.
+* Videos: ffmpeg (through ffmpeg-python) decodes to raw RGB through a pipe, one frame at a
+  time, so a long video is never held in memory; frame stride and limit are applied inside
+  ffmpeg (``select`` filter), not by decoding and discarding in Python.
+* Frame folders (DAVIS ``JPEGImages/<res>/<sequence>/00000.jpg``) iterate the same way.
+
+The ffmpeg binary is, in order: ``$IMAGESR_FFMPEG``, ``ffmpeg`` on PATH, the static binary
+of the ``imageio-ffmpeg`` package if installed. ``ffprobe`` is used when present next to it;
+otherwise the stream is probed from ``ffmpeg -i``'s banner.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".y4m", ".wmv")
+
+PathOrBytes = Union[str, os.PathLike, bytes]
+
+
+class MediaError(Exception):
+    """A file that cannot be decoded; the message names the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class FFmpegNotFound(MediaError):
+    """No ffmpeg binary could be found."""
+
+
+def is_image_path(path: str) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def is_video_path(path: str) -> bool:
+    return str(path).lower().endswith(VIDEO_EXTENSIONS)
+
+
+# --------------------------------------------------------------------------- images
+
+
+def to_rgb8(img: Image.Image) -> np.ndarray:
+    """Any Pillow image -> HxWx3 uint8 RGB (16-bit scaled, alpha composited on white)."""
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        a = np.clip(np.floor(a * (255.0 / peak) + 0.5), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        peak = 1.0 if a.max() <= 1.0 else 255.0
+        a = np.clip(np.floor(a * (255.0 / peak) + 0.5), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba).convert("RGB")
+    elif mode != "RGB":
+        img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def decode_image(source: PathOrBytes, name: Optional[str] = None) -> np.ndarray:
+    """Decode an image file (path or encoded bytes) to HxWx3 uint8 RGB.
+
+    Raises:
+      MediaError: missing, empty, corrupt or truncated file (the message names it).
+    """
+    label = name or (source if not isinstance(source, bytes) else "<bytes>")
+    if isinstance(source, bytes):
+        data = source
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise MediaError(label, "no such file") from None
+        except IsADirectoryError:
+            raise MediaError(label, "is a directory, not an image") from None
+        except OSError as e:
+            raise MediaError(label, f"cannot read: {e.strerror or e}") from None
+    if not data:
+        raise MediaError(label, "empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # forces full decode: truncated data fails here, not later
+            return to_rgb8(img)
+    except UnidentifiedImageError:
+        raise MediaError(label, "not an image Pillow can identify (corrupt or unsupported format)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise MediaError(label, f"corrupt or truncated image ({e})") from None
+
+
+def image_size(path: str) -> tuple:
+    """(width, height) from the header only, without decoding pixels."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, UnidentifiedImageError) as e:
+        raise MediaError(path, f"cannot read image header ({e})") from None
+
+
+# --------------------------------------------------------------------------- ffmpeg
+
+
+def ffmpeg_binary() -> str:
+    """Path of the ffmpeg executable, or FFmpegNotFound with how to get one."""
+    override = os.environ.get("IMAGESR_FFMPEG")
+    if override:
+        if os.path.isfile(override) and os.access(override, os.X_OK):
+            return override
+        raise FFmpegNotFound(override, "IMAGESR_FFMPEG points to no executable ffmpeg")
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg  # optional fallback carrying a static binary
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        pass
+    raise FFmpegNotFound(
+        "ffmpeg", "no ffmpeg binary found: install it (apt-get install ffmpeg) or pip install imageio-ffmpeg"
+    )
+
+
+def _ffprobe_binary(ffmpeg: str) -> Optional[str]:
+    candidate = os.path.join(os.path.dirname(ffmpeg), "ffprobe")
+    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video's first video stream says about itself."""
+
+    path: str
+    width: int
+    height: int
+    fps: float
+    frame_count: Optional[int]  # None when the container does not say and no count was made
+    pix_fmt: str
+    codec: str
+    duration: Optional[float]
+    has_audio: bool
+
+
+def _parse_rate(rate: str) -> float:
+    try:
+        return float(Fraction(rate))
+    except (ValueError, ZeroDivisionError):
+        return 0.0
+
+
+def probe_video(path: str) -> VideoInfo:
+    """Size, frame rate, frame count, pixel format of ``path``'s first video stream."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise MediaError(path, "no such file")
+    if os.path.getsize(path) == 0:
+        raise MediaError(path, "empty file (0 bytes)")
+    ffmpeg = ffmpeg_binary()
+    ffprobe = _ffprobe_binary(ffmpeg)
+    if ffprobe:
+        import ffmpeg as ffmpeg_python
+
+        try:
+            meta = ffmpeg_python.probe(path, cmd=ffprobe)
+        except ffmpeg_python.Error as e:
+            tail = _stderr_tail(e.stderr)
+            raise MediaError(path, f"not a readable video ({tail})") from None
+        streams = meta.get("streams", [])
+        video = next((s for s in streams if s.get("codec_type") == "video"), None)
+        if video is None:
+            raise MediaError(path, "contains no video stream")
+        count = video.get("nb_frames")
+        duration = video.get("duration") or meta.get("format", {}).get("duration")
+        fps = _parse_rate(video.get("avg_frame_rate", "0/0")) or _parse_rate(video.get("r_frame_rate", "0/0"))
+        frame_count = int(count) if count and str(count).isdigit() and int(count) > 0 else None
+        if frame_count is None and duration and fps:
+            frame_count = None  # a duration-based estimate is not a count; leave unknown
+        return VideoInfo(
+            path=path,
+            width=int(video["width"]),
+            height=int(video["height"]),
+            fps=fps,
+            frame_count=frame_count,
+            pix_fmt=video.get("pix_fmt", "unknown"),
+            codec=video.get("codec_name", "unknown"),
+            duration=float(duration) if duration else None,
+            has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        )
+    return _probe_from_banner(path, ffmpeg)
+
+
+_STREAM_RE = re.compile(r"Stream #\S+.*?: Video: (\w+)[^,]*, (\w+)[^,]*?(?:\([^)]*\))?, (\d+)x(\d+)")
+_FPS_RE = re.compile(r"([\d.]+) fps")
+_DURATION_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+
+
+def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
+    """Probe via ``ffmpeg -i`` when no ffprobe exists (e.g. imageio-ffmpeg's single binary)."""
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-i", path], capture_output=True, text=True, errors="replace")
+    text = proc.stderr
+    m = _STREAM_RE.search(text)
+    if not m:
+        raise MediaError(path, f"not a readable video ({_stderr_tail(text)})")
+    fps_m = _FPS_RE.search(text[m.start():])
+    dur_m = _DURATION_RE.search(text)
+    duration = None
+    if dur_m:
+        duration = int(dur_m.group(1)) * 3600 + int(dur_m.group(2)) * 60 + float(dur_m.group(3))
+    return VideoInfo(
+        path=path,
+        width=int(m.group(3)),
+        height=int(m.group(4)),
+        fps=float(fps_m.group(1)) if fps_m else 0.0,
+        frame_count=None,
+        pix_fmt=m.group(2),
+        codec=m.group(1),
+        duration=duration,
+        has_audio=" Audio: " in text,
+    )
+
+
+def _stderr_tail(stderr, lines: int = 3) -> str:
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    kept = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:]) or "no message from ffmpeg"
+
+
+def iter_video_frames(
+    path: str,
+    stride: int = 1,
+    limit: Optional[int] = None,
+    info: Optional[VideoInfo] = None,
+    strict: bool = True,
+) -> Iterator[np.ndarray]:
+    """Yield HxWx3 uint8 RGB frames 0, stride, 2*stride, ... (at most ``limit``) of a video.
+
+    Frames stream through a pipe; memory holds one frame. Raises MediaError if ffmpeg fails
+    or, with ``strict``, if fewer frames arrive than the container promised (a truncated
+    file) or the stream ends inside a frame.
+    """
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    import ffmpeg as ffmpeg_python
+
+    info = info or probe_video(path)
+    w, h = info.width, info.height
+    frame_bytes = w * h * 3
+    stream = ffmpeg_python.input(str(path))
+    if stride > 1:
+        stream = stream.filter("select", f"not(mod(n,{stride}))")
+    out_kwargs = {"format": "rawvideo", "pix_fmt": "rgb24", "vsync": "passthrough"}
+    if limit is not None:
+        out_kwargs["vframes"] = limit
+    args = stream.output("pipe:", **out_kwargs).global_args("-nostdin", "-loglevel", "error").compile(cmd=ffmpeg_binary())
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=frame_bytes)
+    produced = 0
+    try:
+        while limit is None or produced < limit:
+            buf = proc.stdout.read(frame_bytes)
+            if not buf:
+                break
+            if len(buf) < frame_bytes:
+                raise MediaError(path, f"stream ended inside frame {produced} (truncated file)")
+            produced += 1
+            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+    finally:
+        if proc.poll() is None:
+            proc.stdout.close()
+        stderr = proc.stderr.read()
+        proc.stderr.close()
+        rc = proc.wait()
+    if rc != 0 and (limit is None or produced < limit):
+        raise MediaError(path, f"ffmpeg failed after {produced} frames: {_stderr_tail(stderr)}")
+    if produced == 0:
+        raise MediaError(path, f"no frames decoded ({_stderr_tail(stderr)})")
+    if strict and info.frame_count and (limit is None or produced < limit):
+        expected = -(-info.frame_count // stride)
+        if produced < expected:
+            raise MediaError(path, f"truncated: decoded {produced} of {expected} frames ({_stderr_tail(stderr)})")
+    if strict and stderr.strip() and limit is None:
+        # ffmpeg said it hit corrupt data but exited 0: do not pass damaged frames silently.
+        text = stderr.decode("utf-8", "replace")
+        if re.search(r"(?i)(invalid data|corrupt|truncat|partial file|error while decoding)", text):
+            raise MediaError(path, f"decode errors: {_stderr_tail(text)}")
+
+
+# --------------------------------------------------------------------------- frame folders
+
+
+def list_frames(folder: str) -> List[str]:
+    """Sorted image files of a frame folder (DAVIS sequence, exported frames)."""
+    if not os.path.isdir(folder):
+        raise MediaError(folder, "no such folder")
+    names = sorted(n for n in os.listdir(folder) if is_image_path(n))
+    return [os.path.join(folder, n) for n in names]
+
+
+def iter_folder_frames(folder: str, stride: int = 1, limit: Optional[int] = None) -> Iterator[np.ndarray]:
+    """Frames of an image-sequence folder, sorted by name, with the same stride/limit as video."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    files = list_frames(folder)[::stride]
+    if limit is not None:
+        files = files[:limit]
+    if not files:
+        raise MediaError(folder, "folder holds no image frames")
+    for f in files:
+        yield decode_image(f)
+
+
+def iter_frames(source: str, stride: int = 1, limit: Optional[int] = None) -> Iterator[np.ndarray]:
+    """Frames of a video file, a frame folder or a single image, by what ``source`` is."""
+    if os.path.isdir(source):
+        return iter_folder_frames(source, stride, limit)
+    if is_image_path(source):
+        return iter([decode_image(source)])
+    return iter_video_frames(source, stride, limit)
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def write_image(path: str, image: np.ndarray) -> None:
+    """Write an RGB uint8 image atomically (temporary name, then rename)."""
+    tmp = f"{path}.partial{os.path.splitext(path)[1]}"
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp)
+    os.replace(tmp, path)
+
+
+def encode_video(
+    path: str,
+    frames: Sequence[np.ndarray],
+    fps: float = 25.0,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    crf: int = 18,
+) -> None:
+    """Encode RGB uint8 frames to a video file through an ffmpeg pipe (atomic rename)."""
+    import ffmpeg as ffmpeg_python
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("no frames to encode")
+    h, w = frames[0].shape[:2]
+    tmp = f"{path}.partial{os.path.splitext(path)[1]}"
+    out_kwargs = {"vcodec": codec, "pix_fmt": pix_fmt, "r": fps}
+    if codec in ("libx264", "libx265"):
+        out_kwargs["crf"] = crf
+    args = (
+        ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", r=fps)
+        .output(tmp, **out_kwargs)
+        .overwrite_output()
+        .global_args("-nostdin", "-loglevel", "error")
+        .compile(cmd=ffmpeg_binary())
+    )
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for f in frames:
+            if f.shape[:2] != (h, w):
+                raise ValueError(f"frame size {f.shape[:2]} differs from the first frame's {(h, w)}")
+            proc.stdin.write(np.ascontiguousarray(f, dtype=np.uint8).tobytes())
+        proc.stdin.close()
+        stderr = proc.stderr.read()
+        if proc.wait() != 0:
+            raise MediaError(path, f"ffmpeg could not encode: {_stderr_tail(stderr)}")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    os.replace(tmp, path)

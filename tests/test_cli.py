@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from imagesr import cli, samples
+
+
+@pytest.fixture(scope="session")
+def sample_paths(tmp_path_factory):
+    return samples.materialize(str(tmp_path_factory.mktemp("samples")))
+
+
+def test_help_is_instant_and_lazy():
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, imagesr.cli as c; c.build_parser(); print('tensorflow' in sys.modules, 'apache_beam' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == "False False"
+
+
+def test_samples_layout(sample_paths):
+    import os
+
+    assert len(os.listdir(sample_paths["bench"])) == 3 and len(os.listdir(sample_paths["train"])) == 4
+    assert len(os.listdir(sample_paths["frames"])) == 8
+    from imagesr.media import probe_video
+
+    info = probe_video(sample_paths["video"])
+    assert (info.width, info.height, info.frame_count) == (1280, 720, 30)
+    assert samples.materialize(sample_paths["root"]) == sample_paths  # idempotent
+
+
+def test_bench_bicubic_json(sample_paths, capsys):
+    assert cli.main(["bench", "bicubic", "--dataset", sample_paths["bench"], "--scales", "2", "1.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dataset"] == sample_paths["bench"]
+    assert [r["scale"] for r in out["results"]] == [2, 1.5]
+    for r in out["results"]:
+        assert r["images"] == 3 and 20 < r["psnr_y"] < 45 and 0 < r["ssim_y"] < 1
+    assert out["results"][1]["psnr_y"] > out["results"][0]["psnr_y"]  # x1.5 is easier than x2
+
+
+def test_bench_bad_inputs(tmp_path, capsys):
+    assert cli.main(["bench", "bicubic", "--dataset", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert cli.main(["bench", "bicubic", "--dataset", str(tmp_path)]) == 2
+    assert "holds no images" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "bicubic", "--dataset", str(tmp_path), "--scales", "1"])
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "bicubic", "--dataset", str(tmp_path), "--scales", "abc"])
+    assert cli.main([]) == 2
