@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from typing import List, Optional
 
 
@@ -55,6 +56,27 @@ def _cmd_bench_bicubic(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- patches
+
+
+def _cmd_records_count(args) -> int:
+    from pipelines.patch_job import count_records, quiet_beam_logs
+
+    quiet_beam_logs()
+    out = count_records(args.dataset)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['dataset'] if 'dataset' in out else args.dataset}: {out['total']:,} records "
+              f"(train {out['records']['train']:,}, eval {out['records']['eval']:,}); manifest "
+              + ("absent" if out["manifest"] is None else ("matches" if out["match"] else f"says {out['manifest']}")))
+    return 0 if out["match"] is not False else 1
+
+
+# Commands whose flags are parsed by their own module (Beam options pass through).
+PASSTHROUGH = {"patches": ("pipelines.patch_job", "main")}
+
+
 # --------------------------------------------------------------------------- samples / demo
 
 
@@ -98,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     bb.set_defaults(func=_cmd_bench_bicubic)
 
+    sub.add_parser("patches", help="Beam job: media -> LR/HR patch-pair TFRecords (see imagesr patches --help)", add_help=False)
+
+    rec = sub.add_parser("records", help="inspect patch-pair TFRecords")
+    rec_sub = rec.add_subparsers(dest="records_command", metavar="ACTION")
+    rc = rec_sub.add_parser("count", help="count records per split from the files, check against the manifest")
+    rc.add_argument("dataset", help="output folder of imagesr patches (local or gs://)")
+    rc.add_argument("--json", action="store_true")
+    rc.set_defaults(func=_cmd_records_count)
+
     s = sub.add_parser("samples", help="write the built-in sample images and clips")
     s.add_argument("--dest", default=None, help="folder (default $IMAGESR_CACHE/samples or ~/.cache/imagesr/samples)")
     s.set_defaults(func=_cmd_samples)
@@ -109,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    # google-api-core warns on every import that Python 3.10 support is ending (TFX 1.16 needs 3.10).
+    warnings.filterwarnings("ignore", message=".*non-supported Python version.*", category=FutureWarning)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        import importlib
+
+        module, func = PASSTHROUGH[argv[0]]
+        return getattr(importlib.import_module(module), func)(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -1,0 +1,158 @@
+"""Aligned LR/HR patch sampling from one HR frame (pure numpy, vectorised per frame).
+
+Per frame and scale ``s``: crop the frame to a multiple of ``s``, make the LR with the core
+MATLAB bicubic (one resize per frame and scale, never per patch), cut HR patches of
+``patch_size`` on a grid of ``stride`` and the LR patches at the same place (``/ s``), drop
+near-flat patches (HR luma standard deviation below ``min_std``), keep at most
+``max_patches_per_frame`` per scale (a seeded random subset), optionally apply dihedral
+transforms and attach the residual ``HR - bicubic_up(LR patch)``. Everything random draws
+from a generator seeded by (seed, source, frame, scale), so results are reproducible
+regardless of the order in which frames are processed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import Dict, Iterator, Tuple
+
+import numpy as np
+
+from imagesr.records import PatchPair
+from imagesr.resize import crop_to_multiple, downscale, imresize, modulus
+
+DIHEDRAL_MODES = ("none", "random", "all")
+
+
+@dataclass
+class PatchOptions:
+    """How frames become patch pairs. Defaults target VDSR-style training (48 px HR patches)."""
+
+    scales: Tuple[float, ...] = (2, 3, 4)
+    patch_size: int = 48  # HR patch side; must be divisible by every scale's modulus
+    stride: int = 24  # HR grid step
+    min_std: float = 4.0  # drop patches whose HR luma std is below this (0..255 levels)
+    max_patches_per_frame: int = 0  # per scale; 0 = no cap
+    dihedral: str = "none"  # none | random (one of 8 per patch) | all (8 variants per patch)
+    residual: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        self.scales = tuple(int(s) if float(s).is_integer() else float(s) for s in self.scales)
+        if not self.scales:
+            raise ValueError("at least one scale is needed")
+        for s in self.scales:
+            if s <= 1:
+                raise ValueError(f"scale must be > 1, got {s}")
+            m = modulus(s)
+            # HR patch side and stride must map to whole LR pixels.
+            for name, v in (("patch_size", self.patch_size), ("stride", self.stride)):
+                if v <= 0 or v % m:
+                    raise ValueError(f"{name}={v} must be a positive multiple of {m} for scale {s}")
+        if self.dihedral not in DIHEDRAL_MODES:
+            raise ValueError(f"dihedral must be one of {DIHEDRAL_MODES}, got {self.dihedral!r}")
+        if self.min_std < 0 or self.max_patches_per_frame < 0:
+            raise ValueError("min_std and max_patches_per_frame must be >= 0")
+
+    def to_json(self) -> Dict:
+        return asdict(self)
+
+
+def frame_rng(seed: int, source: str, frame: int, scale: float) -> np.random.Generator:
+    """A generator that depends only on what is being sampled, not on processing order."""
+    digest = hashlib.sha256(f"{seed}|{source}|{frame}|{scale}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _luma(patches: np.ndarray) -> np.ndarray:
+    return patches[..., 0] * 0.299 + patches[..., 1] * 0.587 + patches[..., 2] * 0.114
+
+
+def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """The k-th of the 8 symmetries of the square (k in 0..7) on an HxWxC patch."""
+    if k >= 4:
+        a = a[:, ::-1]
+    return np.ascontiguousarray(np.rot90(a, k % 4))
+
+
+@dataclass
+class FrameStats:
+    candidates: int = 0
+    flat: int = 0
+    capped: int = 0
+    kept: int = 0
+
+
+def sample_frame(
+    frame: np.ndarray,
+    options: PatchOptions,
+    dataset: str,
+    source: str,
+    frame_index: int = 0,
+    stats: Dict[float, FrameStats] = None,
+    lr_frames: Dict[float, np.ndarray] = None,
+) -> Iterator[PatchPair]:
+    """Yield the patch pairs of one HR frame for every scale in ``options``.
+
+    ``lr_frames`` may hold a ready-made LR frame per scale (DIV2K's official
+    ``LR_bicubic/X{s}``) to use instead of degrading with the core bicubic; the HR is then
+    cropped to ``s`` times the LR's size. Frames smaller than one patch (after cropping)
+    yield nothing for that scale; the caller counts that (``stats``) and decides whether the
+    source as a whole failed.
+    """
+    p = options.patch_size
+    for s in options.scales:
+        st = FrameStats()
+        if stats is not None:
+            stats[s] = st
+        given = (lr_frames or {}).get(s)
+        if given is not None:
+            lh, lw = given.shape[:2]
+            hr = frame[: int(round(lh * s)), : int(round(lw * s))]
+            if hr.shape[0] != int(round(lh * s)) or hr.shape[1] != int(round(lw * s)):
+                raise ValueError(f"LR frame {lw}x{lh} does not match HR {frame.shape[1]}x{frame.shape[0]} at x{s}")
+        else:
+            hr = crop_to_multiple(frame, s)
+        h, w = hr.shape[:2]
+        if h < p or w < p:
+            continue
+        lr = given if given is not None else downscale(hr, s)
+        ys = np.arange(0, h - p + 1, options.stride)
+        xs = np.arange(0, w - p + 1, options.stride)
+        yy, xx = np.meshgrid(ys, xs, indexing="ij")
+        yy, xx = yy.ravel(), xx.ravel()
+        st.candidates = len(yy)
+        # All candidate HR patches at once as a strided view, flatness in one vector op.
+        windows = np.lib.stride_tricks.sliding_window_view(hr, (p, p), axis=(0, 1))  # h', w', C, p, p
+        cand = windows[yy, xx]  # N, C, p, p
+        std = _luma(np.moveaxis(cand, 1, -1).astype(np.float32)).reshape(len(yy), -1).std(axis=1)
+        keep = np.flatnonzero(std >= options.min_std)
+        st.flat = st.candidates - len(keep)
+        rng = frame_rng(options.seed, source, frame_index, s)
+        cap = options.max_patches_per_frame
+        if cap and len(keep) > cap:
+            keep = np.sort(rng.choice(keep, size=cap, replace=False))
+            st.capped = st.candidates - st.flat - cap
+        lp = int(round(p / s))
+        for i in keep:
+            y, x = int(yy[i]), int(xx[i])
+            ly, lx = int(round(y / s)), int(round(x / s))
+            hr_patch = hr[y : y + p, x : x + p]
+            lr_patch = lr[ly : ly + lp, lx : lx + lp]
+            if options.dihedral == "none":
+                variants = (0,)
+            elif options.dihedral == "random":
+                variants = (int(rng.integers(8)),)
+            else:
+                variants = range(8)
+            for k in variants:
+                hp, lpch = _dihedral(hr_patch, k), _dihedral(lr_patch, k)
+                residual = residual_target(lpch, hp) if options.residual else None
+                st.kept += 1
+                yield PatchPair(lr=lpch, hr=hp, scale=s, dataset=dataset, source=source,
+                                frame=frame_index, y=y, x=x, residual=residual)
+
+
+def residual_target(lr_patch: np.ndarray, hr_patch: np.ndarray) -> np.ndarray:
+    """HR minus the core bicubic upscale of the LR patch (int16), as stored in ``residual``."""
+    return hr_patch.astype(np.int16) - imresize(lr_patch, size=hr_patch.shape[:2]).astype(np.int16)
