@@ -73,6 +73,47 @@ def _cmd_records_count(args) -> int:
     return 0 if out["match"] is not False else 1
 
 
+# --------------------------------------------------------------------------- train / evaluate
+
+
+def _cmd_train(args) -> int:
+    from training.data import find_record_files
+    from training.trainer import TrainConfig, train
+
+    model_args = json.loads(args.model_args) if args.model_args else {}
+    config = TrainConfig(
+        model=args.model, scales=tuple(args.scales), batch_size=args.batch_size, crop=args.crop, steps=args.steps,
+        learning_rate=args.learning_rate, schedule=args.schedule, loss=args.loss, mixed_precision=args.mixed_precision,
+        model_args=model_args, log_every=args.log_every, seed=args.seed, warm_start=args.warm_start,
+    )
+    train_files = find_record_files(args.examples, "train")
+    eval_files = find_record_files(args.examples, "eval") if not args.no_eval else []
+    summary = train(config, train_files, eval_files, args.out)
+    print(json.dumps({k: summary.get(k) for k in ("parameters", "steps", "steps_per_second", "final_loss",
+                                                   "eval_psnr_y", "eval_psnr_y_bicubic", "exported")}, indent=1))
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from imagesr import evaluation
+    from training.serving import load_upscaler
+
+    up = load_upscaler(args.model)
+    scales = args.scales or ([up.scale] if up.scale else [2, 3, 4])
+    for s in scales:
+        if not up.supports(s):
+            raise UsageError(f"{args.model} is a x{up.scale:g} model; it cannot be evaluated at x{s:g}")
+    t0 = time.perf_counter()
+    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler)
+    if args.json:
+        print(json.dumps(evaluation.results_json(args.dataset, results, model=args.model, kind=up.kind,
+                                                 parameters=up.parameters)))
+    else:
+        print(evaluation.format_table(results, f"{up.kind} ({up.parameters:,} parameters) on {args.dataset}"))
+        print(f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
 # Commands whose flags are parsed by their own module (Beam options pass through).
 PASSTHROUGH = {"patches": ("pipelines.patch_job", "main")}
 
@@ -122,6 +163,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("patches", help="Beam job: media -> LR/HR patch-pair TFRecords (see imagesr patches --help)", add_help=False)
 
+    t = sub.add_parser("train", help="train an SR model on patch-pair TFRecords")
+    t.add_argument("--examples", required=True, help="output folder of imagesr patches (Split-train/, Split-eval/)")
+    t.add_argument("--model", choices=["vdsr", "subpixel"], default="vdsr")
+    t.add_argument("--scales", type=_scale, nargs="+", default=[2, 3, 4], help="scales to train on (subpixel: one)")
+    t.add_argument("--steps", type=int, default=1000)
+    t.add_argument("--out", required=True, help="run folder: model.keras, saved_model/, logs/, train_summary.json")
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--crop", type=int, default=None, help="HR crop of the stored patches")
+    t.add_argument("--learning-rate", type=float, default=5e-4)
+    t.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
+    t.add_argument("--loss", choices=["l1", "l2"], default="l1")
+    t.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
+    t.add_argument("--model-args", default=None, help='JSON, e.g. \'{"depth": 20, "width": 64}\'')
+    t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--warm-start", default=None, help="model dir or .keras file to start from")
+    t.add_argument("--no-eval", action="store_true", help="skip PSNR on the eval split")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="Y-PSNR/SSIM of a trained model on a folder of HR images")
+    e.add_argument("--model", required=True, help="model dir, .keras file, or 'bicubic'")
+    e.add_argument("--dataset", required=True, help="folder of HR images")
+    e.add_argument("--scales", type=_scale, nargs="+", default=None, help="default: the model's scale, or 2 3 4")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_cmd_evaluate)
+
     rec = sub.add_parser("records", help="inspect patch-pair TFRecords")
     rec_sub = rec.add_subparsers(dest="records_command", metavar="ACTION")
     rc = rec_sub.add_parser("count", help="count records per split from the files, check against the manifest")
@@ -158,10 +225,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 2
     from imagesr.media import MediaError
+    from imagesr.records import RecordError
 
     try:
         return args.func(args)
-    except (UsageError, MediaError, ValueError) as e:
+    except (UsageError, MediaError, RecordError, ValueError) as e:
         print(f"imagesr: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -380,15 +380,17 @@ def iter_tfrecord(source: Union[str, BinaryIO], verify: bool = False) -> Iterato
                     raise RecordError(f"{name}: truncated record header at record {index}")
                 (length,) = struct.unpack("<Q", header)
                 hcrc = f.read(4)
+                # The length's CRC is always checked (8 bytes, cheap): a file that is not a
+                # TFRecord fails here instead of asking for an absurd read.
+                if len(hcrc) < 4 or struct.unpack("<I", hcrc)[0] != masked_crc(header):
+                    raise RecordError(f"{name}: not a TFRecord file or corrupt (bad length checksum at record {index})")
                 data = f.read(length)
                 dcrc = f.read(4)
             except (OSError, EOFError) as e:
                 raise RecordError(f"{name}: corrupt compressed data at record {index} ({e})") from None
             if len(hcrc) < 4 or len(data) < length or len(dcrc) < 4:
                 raise RecordError(f"{name}: truncated record {index}")
-            if verify and (
-                struct.unpack("<I", hcrc)[0] != masked_crc(header) or struct.unpack("<I", dcrc)[0] != masked_crc(data)
-            ):
+            if verify and struct.unpack("<I", dcrc)[0] != masked_crc(data):
                 raise RecordError(f"{name}: CRC mismatch at record {index}")
             index += 1
             yield data

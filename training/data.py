@@ -1,0 +1,234 @@
+"""Input pipelines over the patch-pair TFRecords of the Beam job.
+
+Two readers give the same (inputs, targets) for the same records:
+
+* :func:`tf_dataset`: tf.data, for the TensorFlow backend and the TFX Trainer;
+* :func:`numpy_batches`: pure Python + numpy through ``imagesr.records`` (no TensorFlow), for
+  the JAX backend on the GPU machine.
+
+Per record, for a model of kind ``vdsr`` the input is the bicubic upscale of the LR patch at
+HR size (exactly ``HR - residual`` when the record has a ``residual``, else the core MATLAB
+bicubic: the same numbers either way), for ``subpixel`` the LR patch itself; the target is the
+HR patch. Values are float32 in [0, 255]. Records of other scales are skipped; an optional
+HR crop size takes the top-left ``crop`` pixels (aligned to the LR grid).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import random
+from typing import Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from imagesr.records import RecordError, decode_pair, iter_tfrecord
+from imagesr.resize import imresize, modulus
+
+log = logging.getLogger(__name__)
+
+
+class DatasetError(ValueError):
+    """An examples folder that is missing, empty or not patch-pair records."""
+
+
+def find_record_files(path: str, split: Optional[str] = None) -> List[str]:
+    """TFRecord files of a dataset folder (``Split-<split>/*``), a split folder, a glob or a file."""
+    if any(c in path for c in "*?["):
+        files = sorted(glob.glob(path))
+    elif os.path.isfile(path):
+        files = [path]
+    elif os.path.isdir(path):
+        sub = os.path.join(path, f"Split-{split}") if split else None
+        folder = sub if sub and os.path.isdir(sub) else path
+        files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                       if os.path.isfile(os.path.join(folder, f)) and not f.startswith(".") and f != "manifest.json"
+                       and not f.endswith(".jsonl"))
+    else:
+        raise DatasetError(f"{path}: no such examples folder or file")
+    if not files:
+        where = f"{path}/Split-{split}" if split else path
+        raise DatasetError(f"{where}: no TFRecord files (run `imagesr patches` first)")
+    return files
+
+
+def check_records(files: Sequence[str]) -> None:
+    """Fail early, with the file named, if the first record is not a patch pair."""
+    for f in files:
+        try:
+            first = next(iter_tfrecord(f), None)
+        except RecordError as e:
+            raise DatasetError(str(e)) from None
+        if first is None:
+            continue
+        try:
+            decode_pair(first)
+        except RecordError as e:
+            raise DatasetError(f"{f}: {e}") from None
+        return
+    raise DatasetError(f"{files[0]}...: the TFRecord files hold no records")
+
+
+def _scale_ok(scale: float, scales: Optional[Sequence[float]]) -> bool:
+    return scales is None or any(abs(scale - s) < 1e-6 for s in scales)
+
+
+def example_arrays(record: bytes, kind: str, scales=None, crop: Optional[int] = None):
+    """(input, target) float32 arrays for one serialized record, or None if its scale is not wanted."""
+    p = decode_pair(record)
+    if not _scale_ok(p.scale, scales):
+        return None
+    lr, hr = p.lr, p.hr
+    if crop and crop < hr.shape[0]:
+        if crop % modulus(p.scale):
+            raise ValueError(f"crop {crop} is not a multiple of {modulus(p.scale)} (scale {p.scale})")
+        lc = int(round(crop / p.scale))
+        hr, lr = hr[:crop, :crop], lr[:lc, :lc]
+        residual = None if p.residual is None else p.residual[:crop, :crop]
+    else:
+        residual = p.residual
+    if kind == "vdsr":
+        if residual is not None and (crop is None or crop >= p.hr.shape[0]):
+            x = hr.astype(np.int16) - residual  # exact: residual = HR - bicubic(LR)
+        else:
+            x = imresize(lr, size=hr.shape[:2])
+    elif kind == "subpixel":
+        x = lr
+    else:
+        raise ValueError(f"unknown model kind {kind!r}")
+    return np.asarray(x, np.float32), np.asarray(hr, np.float32)
+
+
+def iter_examples(files: Sequence[str], kind: str, scales=None, crop=None, shuffle_files: bool = False,
+                  seed: int = 0) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    files = list(files)
+    if shuffle_files:
+        random.Random(seed).shuffle(files)
+    for f in files:
+        for rec in iter_tfrecord(f):
+            ex = example_arrays(rec, kind, scales, crop)
+            if ex is not None:
+                yield ex
+
+
+def numpy_batches(files: Sequence[str], kind: str, batch_size: int, scales=None, crop=None,
+                  shuffle_buffer: int = 0, repeat: bool = False, seed: int = 0
+                  ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Batches (inputs, targets) of float32 NHWC arrays without TensorFlow.
+
+    Without shuffling the order is file order then record order, as :func:`tf_dataset`.
+    """
+    rng = random.Random(seed)
+    epoch = 0
+    while True:
+        buf: List = []
+        batch_x: List[np.ndarray] = []
+        batch_y: List[np.ndarray] = []
+        produced = 0
+
+        def emit(ex):
+            batch_x.append(ex[0])
+            batch_y.append(ex[1])
+
+        for ex in iter_examples(files, kind, scales, crop, shuffle_files=shuffle_buffer > 0, seed=seed + epoch):
+            if shuffle_buffer > 0:
+                if len(buf) < shuffle_buffer:
+                    buf.append(ex)
+                    continue
+                i = rng.randrange(len(buf))
+                ex, buf[i] = buf[i], ex
+            emit(ex)
+            if len(batch_x) == batch_size:
+                yield np.stack(batch_x), np.stack(batch_y)
+                produced += 1
+                batch_x.clear()
+                batch_y.clear()
+        rng.shuffle(buf)
+        for ex in buf:
+            emit(ex)
+            if len(batch_x) == batch_size:
+                yield np.stack(batch_x), np.stack(batch_y)
+                produced += 1
+                batch_x.clear()
+                batch_y.clear()
+        if batch_x and not repeat:
+            yield np.stack(batch_x), np.stack(batch_y)
+            produced += 1
+        if not repeat:
+            return
+        if produced == 0 and not batch_x:
+            raise DatasetError(f"no records of scale {scales} in {list(files)[:3]}...")
+        epoch += 1
+
+
+# --------------------------------------------------------------------------- tf.data
+
+
+def tf_dataset(files: Sequence[str], kind: str, batch_size: int, scales=None, crop=None,
+               shuffle_buffer: int = 0, repeat: bool = False, seed: int = 0):
+    """The same batches as :func:`numpy_batches` (same order without shuffling) with tf.data."""
+    import tensorflow as tf
+
+    spec = {
+        "lr": tf.io.FixedLenFeature([], tf.string),
+        "hr": tf.io.FixedLenFeature([], tf.string),
+        "residual": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+        "lr_height": tf.io.FixedLenFeature([], tf.int64),
+        "lr_width": tf.io.FixedLenFeature([], tf.int64),
+        "hr_height": tf.io.FixedLenFeature([], tf.int64),
+        "hr_width": tf.io.FixedLenFeature([], tf.int64),
+        "channels": tf.io.FixedLenFeature([], tf.int64),
+        "scale": tf.io.FixedLenFeature([], tf.float32),
+    }
+    wanted = tf.constant([float(s) for s in scales] if scales else [0.0], tf.float32)
+
+    def parse(serialized):
+        f = tf.io.parse_single_example(serialized, spec)
+        c = tf.cast(f["channels"], tf.int32)
+        lr = tf.reshape(tf.io.decode_raw(f["lr"], tf.uint8), tf.stack([tf.cast(f["lr_height"], tf.int32), tf.cast(f["lr_width"], tf.int32), c]))
+        hr = tf.reshape(tf.io.decode_raw(f["hr"], tf.uint8), tf.stack([tf.cast(f["hr_height"], tf.int32), tf.cast(f["hr_width"], tf.int32), c]))
+        return lr, hr, f["residual"], f["scale"]
+
+    def keep(lr, hr, residual, scale):
+        if not scales:
+            return tf.constant(True)
+        return tf.reduce_any(tf.abs(wanted - scale) < 1e-6)
+
+    def to_arrays(lr, hr, residual, scale):
+        if crop:
+            lc = tf.cast(tf.round(tf.cast(crop, tf.float32) / scale), tf.int32)
+            cropped = tf.shape(hr)[0] > crop
+            hr_c = hr[:crop, :crop]
+            lr = tf.cond(cropped, lambda: lr[:lc, :lc], lambda: lr)
+            residual = tf.cond(cropped, lambda: tf.constant(b""), lambda: residual)
+            hr = tf.cond(cropped, lambda: hr_c, lambda: hr)
+        if kind == "subpixel":
+            x = tf.cast(lr, tf.float32)
+        elif kind == "vdsr":
+            def from_residual():
+                r = tf.reshape(tf.io.decode_raw(residual, tf.int16, little_endian=True), tf.shape(hr))
+                return tf.cast(tf.cast(hr, tf.int16) - r, tf.float32)
+
+            def from_bicubic():
+                up = tf.numpy_function(lambda a, b: imresize(a, size=b.shape[:2]).astype(np.float32), [lr, hr], tf.float32)
+                return tf.reshape(up, tf.shape(hr))
+
+            x = tf.cond(tf.strings.length(residual) > 0, from_residual, from_bicubic)
+        else:
+            raise ValueError(f"unknown model kind {kind!r}")
+        return x, tf.cast(hr, tf.float32)
+
+    ds = tf.data.TFRecordDataset(list(files), compression_type="GZIP" if _is_gzip(files[0]) else "")
+    if shuffle_buffer > 0:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=shuffle_buffer == 0)
+    ds = ds.filter(keep).map(to_arrays, num_parallel_calls=tf.data.AUTOTUNE, deterministic=shuffle_buffer == 0)
+    return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"

@@ -1,0 +1,175 @@
+"""Export and loading of trained SR models, and the frame upscaler built from them.
+
+A model directory (what the trainer writes and the Pusher pushes) holds:
+
+* ``model.keras``: the backend-neutral Keras file, loadable with TensorFlow or JAX;
+* ``saved_model/``: a TF SavedModel whose ``serve`` signature takes uint8 frames
+  ``[N, H, W, 3]`` and the output ``size`` ``[2]`` (height, width) and returns uint8 frames,
+  with the MATLAB bicubic inside the graph (TensorFlow Serving, Vertex, TF-only clients).
+
+:func:`load_upscaler` accepts such a directory, a ``.keras`` file, a SavedModel directory or
+``"bicubic"``, and returns a :class:`FrameUpscaler` used by ``imagesr evaluate``, the TFX
+evaluator and ``imagesr upscale``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import Optional, Tuple
+
+import numpy as np
+
+from imagesr.resize import imresize
+
+KERAS_FILE = "model.keras"
+SAVED_MODEL_DIR = "saved_model"
+
+
+class ModelLoadError(ValueError):
+    """A model path that is missing, corrupt or not an imagesr SR model."""
+
+
+def export_model(model, out_dir: str) -> dict:
+    """Write ``model.keras`` (always) and the SavedModel (when TensorFlow is importable)."""
+    os.makedirs(out_dir, exist_ok=True)
+    keras_path = os.path.join(out_dir, KERAS_FILE)
+    tmp = keras_path + ".partial.keras"
+    model.save(tmp)
+    os.replace(tmp, keras_path)
+    out = {"keras": keras_path}
+    try:
+        import tensorflow as tf  # noqa: F401
+    except ImportError:
+        return out  # GPU machine: JAX only; the .keras file is the artifact
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        out["saved_model"] = export_saved_model(model, os.path.join(out_dir, SAVED_MODEL_DIR))
+    return out
+
+
+def export_saved_model(model, path: str) -> str:
+    """TF SavedModel with the `serve` signature (uint8 frames, size) -> uint8 frames."""
+    import tensorflow as tf
+
+    from training.layers import bicubic_upscale_to
+    from training.models import model_kind
+
+    kind = model_kind(model)
+
+    class Serving(tf.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.model = m
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="frames"),
+                                      tf.TensorSpec([2], tf.int32, name="size")])
+        def serve(self, frames, size):
+            x = tf.cast(frames, tf.float32)
+            tf.debugging.assert_greater_equal(size, tf.shape(frames)[1:3], message="serve upscales only: size >= frame size")
+            if kind == "vdsr":
+                y = self.model(bicubic_upscale_to(x, size[0], size[1]), training=False)
+            else:
+                y = self.model(x, training=False)
+                y = tf.cond(tf.reduce_all(tf.shape(y)[1:3] == size), lambda: y,
+                            lambda: bicubic_upscale_to(y, size[0], size[1]))
+            y = tf.clip_by_value(tf.floor(tf.cast(y, tf.float32) + 0.5), 0.0, 255.0)
+            return {"frames": tf.cast(y, tf.uint8)}
+
+    module = Serving(model)
+    tmp = path + ".partial"
+    tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve, "serve": module.serve})
+    if os.path.exists(path):
+        import shutil
+
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
+
+
+def _resolve_keras(path: str) -> Optional[str]:
+    if os.path.isdir(path):
+        cand = os.path.join(path, KERAS_FILE)
+        return cand if os.path.isfile(cand) else None
+    return path if path.endswith(".keras") else None
+
+
+def load_keras_model(path: str):
+    """Load an imagesr Keras model from a ``.keras`` file or a model directory."""
+    import keras
+
+    import training.layers  # noqa: F401  (registers the custom layers)
+    from training.models import model_kind
+
+    if not os.path.exists(path):
+        raise ModelLoadError(f"{path}: no such model file or directory")
+    keras_path = _resolve_keras(path)
+    if keras_path is None:
+        raise ModelLoadError(f"{path}: not a model ({KERAS_FILE} or a .keras file expected)")
+    if not zipfile.is_zipfile(keras_path):
+        raise ModelLoadError(f"{keras_path}: corrupt or not a Keras file (not a zip archive)")
+    try:
+        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+    except Exception as e:  # noqa: BLE001 - Keras raises many types for bad files
+        raise ModelLoadError(f"{keras_path}: cannot load Keras model ({type(e).__name__}: {str(e)[:200]})") from None
+    try:
+        model_kind(model)
+    except ValueError as e:
+        raise ModelLoadError(f"{keras_path}: {e}") from None
+    return model
+
+
+class FrameUpscaler:
+    """Upscale uint8 RGB frames to a given size with a model (or bicubic).
+
+    ``__call__(frames, size)`` takes HxWx3 or NxHxWx3 uint8 and returns uint8 of the same rank.
+    ``evaluation_upscaler`` adapts it to ``imagesr.evaluation``'s Upscaler signature.
+    """
+
+    def __init__(self, model=None, name: str = "bicubic"):
+        self.model = model
+        self.name = name
+        if model is None:
+            self.kind, self.scale, self.parameters = "bicubic", None, 0
+        else:
+            from training.models import model_kind, model_scale
+
+            self.kind, self.scale, self.parameters = model_kind(model), model_scale(model), int(model.count_params())
+
+    def supports(self, scale: float) -> bool:
+        return self.scale is None or abs(self.scale - scale) < 1e-9
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        y = np.asarray(self.model.predict_on_batch(x.astype(np.float32)), dtype=np.float32)
+        return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
+
+    def __call__(self, frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+        frames = np.asarray(frames, dtype=np.uint8)
+        single = frames.ndim == 3
+        batch = frames[None] if single else frames
+        size = (int(size[0]), int(size[1]))
+        if self.kind == "bicubic":
+            out = np.stack([imresize(f, size=size) for f in batch])
+        elif self.kind == "vdsr":
+            out = self._predict(np.stack([imresize(f, size=size) for f in batch]))
+        else:
+            h, w = batch.shape[1:3]
+            natural = (int(round(h * self.scale)), int(round(w * self.scale)))
+            out = self._predict(batch)
+            if natural != size:
+                out = np.stack([imresize(f, size=size) for f in out])
+        return out[0] if single else out
+
+    def evaluation_upscaler(self, lr: np.ndarray, size: tuple, scale: float) -> np.ndarray:
+        if not self.supports(scale):
+            raise ValueError(f"{self.name} is a x{self.scale:g} model; it cannot be evaluated at x{scale:g}")
+        return self(lr, size)
+
+
+def load_upscaler(path: str) -> FrameUpscaler:
+    """``"bicubic"``, a model directory, a ``.keras`` file -> FrameUpscaler (clear errors otherwise)."""
+    if path == "bicubic":
+        return FrameUpscaler(None)
+    model = load_keras_model(path)
+    return FrameUpscaler(model, name=os.path.basename(os.path.normpath(path)))

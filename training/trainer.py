@@ -1,0 +1,248 @@
+"""Training of the SR models on patch-pair TFRecords: one trainer for the CLI, the TFX Trainer
+(:func:`run_fn`) and the GPU machine (JAX backend, no TensorFlow).
+
+``imagesr train --examples DIR --model vdsr|subpixel --steps N --out DIR`` and the TFX
+Trainer both call :func:`train`. Outputs in ``out``::
+
+    out/model.keras          backend-neutral Keras file (loads on TF and JAX)
+    out/saved_model/         TF SavedModel with a `serve` signature (uint8 frames + size -> uint8 frames)
+    out/train_summary.json   config, steps/s, losses, eval PSNR of model and bicubic on eval patches
+    out/logs/                TensorBoard logs (TensorFlow backend)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run (TFX passes these as ``custom_config``)."""
+
+    model: str = "vdsr"  # vdsr | subpixel
+    scales: Sequence[float] = (2, 3, 4)  # subpixel: exactly one
+    batch_size: int = 64
+    crop: Optional[int] = None  # HR crop of the stored patches (None: whole patch)
+    steps: int = 1000
+    learning_rate: float = 5e-4
+    schedule: str = "cosine"  # cosine | constant
+    warmup_steps: int = 0
+    loss: str = "l1"  # l1 | l2
+    mixed_precision: bool = False  # bfloat16 compute, float32 weights
+    model_args: Dict = field(default_factory=dict)  # e.g. {"depth": 20, "width": 64}
+    shuffle_buffer: int = 20000
+    eval_batches: int = 16
+    log_every: int = 50
+    seed: int = 0
+    warm_start: Optional[str] = None  # a .keras file or serving dir to initialise from
+
+    def __post_init__(self):
+        from training.models import MODELS
+
+        self.scales = tuple(int(s) if float(s).is_integer() else float(s) for s in self.scales)
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {MODELS}")
+        if self.model == "subpixel" and len(self.scales) != 1:
+            raise ValueError(f"a subpixel model serves one scale; got scales {self.scales}")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError("steps must be >= 0 and batch_size >= 1")
+        if self.schedule not in ("cosine", "constant") or self.loss not in ("l1", "l2"):
+            raise ValueError("schedule must be cosine|constant and loss l1|l2")
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "TrainConfig":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _y_psnr_batch(pred: np.ndarray, target: np.ndarray) -> float:
+    from imagesr.metrics import psnr
+
+    vals = [psnr(np.clip(np.floor(p + 0.5), 0, 255), t) for p, t in zip(pred, target)]
+    finite = [v for v in vals if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("inf")
+
+
+class _Progress:
+    """A progress line every ``every`` steps: step, loss, steps/s, ETA (stderr)."""
+
+    def __init__(self, total: int, every: int, stream=sys.stderr):
+        import keras
+
+        class CB(keras.callbacks.Callback):
+            def __init__(cb):
+                super().__init__()
+                cb.t0 = None
+                cb.losses: List[float] = []
+
+            def on_train_begin(cb, logs=None):
+                cb.t0 = time.perf_counter()
+
+            def on_train_batch_end(cb, batch, logs=None):
+                step = batch + 1
+                loss = float((logs or {}).get("loss", float("nan")))
+                if step % every == 0 or step == total:
+                    cb.losses.append((step, loss))
+                    dt = time.perf_counter() - cb.t0
+                    rate = step / dt if dt > 0 else 0.0
+                    eta = (total - step) / rate if rate > 0 else float("nan")
+                    eta_s = "--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}"
+                    stream.write(f"[train] step {step}/{total}  loss {loss:.5f}  {rate:.1f} steps/s  ETA {eta_s}\n")
+                    stream.flush()
+
+        self.callback = CB()
+
+
+def _data(config: TrainConfig, files: Sequence[str], repeat: bool, shuffle: bool, seed: int):
+    from training.data import numpy_batches, tf_dataset
+
+    kind = config.model
+    args = dict(kind=kind, batch_size=config.batch_size, scales=config.scales, crop=config.crop,
+                shuffle_buffer=config.shuffle_buffer if shuffle else 0, repeat=repeat, seed=seed)
+    if _backend() == "tensorflow":
+        return tf_dataset(files, **args)
+    return numpy_batches(files, **args)
+
+
+def build_or_load(config: TrainConfig):
+    from training.models import build_model
+
+    model = build_model(config.model, scale=config.scales[0], **config.model_args)
+    if config.warm_start:
+        from training.serving import load_keras_model
+
+        src = load_keras_model(config.warm_start)
+        if src.name.split("_")[0] != model.name.split("_")[0]:
+            raise ValueError(f"warm start {config.warm_start} is a {src.name} model, not {model.name}")
+        model.set_weights(src.get_weights())
+        log.info("warm start from %s", config.warm_start)
+    return model
+
+
+def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[str], out_dir: str,
+          serving_dir: Optional[str] = None) -> Dict:
+    """Train ``config.model`` for ``config.steps`` steps and export it; returns the summary."""
+    import keras
+
+    from training.data import check_records
+    from training.serving import export_model
+
+    check_records(train_files)
+    if eval_files:
+        check_records(eval_files)
+    os.makedirs(out_dir, exist_ok=True)
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_or_load(config)
+    finally:
+        if config.mixed_precision:
+            keras.mixed_precision.set_global_policy("float32")
+    steps = max(config.steps, 0)
+    if config.schedule == "cosine" and steps > 0:
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if config.warmup_steps else config.learning_rate, decay_steps=max(steps - config.warmup_steps, 1),
+            alpha=0.01, warmup_target=config.learning_rate if config.warmup_steps else None,
+            warmup_steps=config.warmup_steps)
+    else:
+        lr = config.learning_rate
+
+    def sr_loss(y_true, y_pred):
+        d = (y_pred - y_true) / 255.0
+        return keras.ops.mean(keras.ops.abs(d)) if config.loss == "l1" else keras.ops.mean(d * d)
+
+    model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), loss=sr_loss, jit_compile="auto")
+    progress = _Progress(steps, max(1, config.log_every))
+    callbacks = [progress.callback]
+    if _backend() == "tensorflow":
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(out_dir, "logs"), update_freq=max(1, config.log_every)))
+    t0 = time.perf_counter()
+    history = {}
+    if steps > 0:
+        data = _data(config, train_files, repeat=True, shuffle=True, seed=config.seed)
+        h = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
+        history = {k: [float(x) for x in v] for k, v in h.history.items()}
+    train_seconds = time.perf_counter() - t0
+    summary = {
+        "config": asdict(config),
+        "backend": _backend(),
+        "parameters": int(model.count_params()),
+        "steps": steps,
+        "train_seconds": round(train_seconds, 2),
+        "steps_per_second": round(steps / train_seconds, 2) if steps and train_seconds > 0 else None,
+        "loss_log": progress.callback.losses,
+        "final_loss": history.get("loss", [None])[-1],
+    }
+    if eval_files:
+        summary.update(evaluate_patches(model, config, eval_files))
+    export_dir = serving_dir or out_dir
+    summary["exported"] = export_model(model, export_dir)
+    with open(os.path.join(out_dir, "train_summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return summary
+
+
+def evaluate_patches(model, config: TrainConfig, files: Sequence[str]) -> Dict:
+    """Y-PSNR of the model and of bicubic on the first ``eval_batches`` batches of ``files``."""
+    from imagesr.resize import imresize
+    from training.data import numpy_batches
+
+    ps_model, ps_bicubic, n = [], [], 0
+    for i, (x, y) in enumerate(numpy_batches(files, config.model, config.batch_size, config.scales, config.crop)):
+        if i >= config.eval_batches:
+            break
+        pred = np.asarray(model.predict_on_batch(x))
+        ps_model.append(_y_psnr_batch(pred, y) * len(x))
+        if config.model == "vdsr":
+            bic = x
+        else:
+            bic = np.stack([imresize(a.astype(np.uint8), size=y.shape[1:3]) for a in x]).astype(np.float32)
+        ps_bicubic.append(_y_psnr_batch(bic, y) * len(x))
+        n += len(x)
+    if not n:
+        return {"eval_patches": 0}
+    return {"eval_patches": n, "eval_psnr_y": sum(ps_model) / n, "eval_psnr_y_bicubic": sum(ps_bicubic) / n}
+
+
+# --------------------------------------------------------------------------- TFX
+
+
+def _expand(patterns: Sequence[str]) -> List[str]:
+    import glob
+
+    out: List[str] = []
+    for p in patterns:
+        matches = sorted(glob.glob(p if any(c in p for c in "*?[") else os.path.join(p, "*")))
+        out.extend(m for m in matches if os.path.isfile(m))
+    return out
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point (GenericExecutor): ``custom_config`` holds a TrainConfig dict;
+    ``train_steps`` from the Trainer's TrainArgs wins over ``custom_config['steps']``."""
+    cfg = dict(fn_args.custom_config or {})
+    if fn_args.train_steps is not None:
+        cfg["steps"] = int(fn_args.train_steps)
+    config = TrainConfig.from_dict(cfg)
+    train_files = _expand(fn_args.train_files)
+    eval_files = _expand(fn_args.eval_files)
+    summary = train(config, train_files, eval_files, fn_args.model_run_dir, serving_dir=fn_args.serving_model_dir)
+    log.info("trained %s: %s", config.model, {k: summary.get(k) for k in ("final_loss", "eval_psnr_y", "steps_per_second")})
