@@ -112,53 +112,56 @@ def iter_examples(files: Sequence[str], kind: str, scales=None, crop=None, shuff
                 yield ex
 
 
+def _shuffled(examples, buffer: int, rng: random.Random):
+    """tf.data-style buffer shuffle (an identity when ``buffer`` <= 0)."""
+    if buffer <= 0:
+        yield from examples
+        return
+    buf: List = []
+    for ex in examples:
+        if len(buf) < buffer:
+            buf.append(ex)
+            continue
+        i = rng.randrange(len(buf))
+        yield buf[i]
+        buf[i] = ex
+    rng.shuffle(buf)
+    yield from buf
+
+
+def _batched(examples, batch_size: int, drop_remainder: bool):
+    xs: List[np.ndarray] = []
+    ys: List[np.ndarray] = []
+    for x, y in examples:
+        xs.append(x)
+        ys.append(y)
+        if len(xs) == batch_size:
+            yield np.stack(xs), np.stack(ys)
+            xs, ys = [], []
+    if xs and not drop_remainder:
+        yield np.stack(xs), np.stack(ys)
+
+
 def numpy_batches(files: Sequence[str], kind: str, batch_size: int, scales=None, crop=None,
                   shuffle_buffer: int = 0, repeat: bool = False, seed: int = 0
                   ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """Batches (inputs, targets) of float32 NHWC arrays without TensorFlow.
 
-    Without shuffling the order is file order then record order, as :func:`tf_dataset`.
+    Without shuffling the order is file order then record order, as :func:`tf_dataset`;
+    repeating drops the last partial batch of each pass (as tf.data's drop_remainder).
     """
     rng = random.Random(seed)
     epoch = 0
     while True:
-        buf: List = []
-        batch_x: List[np.ndarray] = []
-        batch_y: List[np.ndarray] = []
+        examples = iter_examples(files, kind, scales, crop, shuffle_files=shuffle_buffer > 0, seed=seed + epoch)
         produced = 0
-
-        def emit(ex):
-            batch_x.append(ex[0])
-            batch_y.append(ex[1])
-
-        for ex in iter_examples(files, kind, scales, crop, shuffle_files=shuffle_buffer > 0, seed=seed + epoch):
-            if shuffle_buffer > 0:
-                if len(buf) < shuffle_buffer:
-                    buf.append(ex)
-                    continue
-                i = rng.randrange(len(buf))
-                ex, buf[i] = buf[i], ex
-            emit(ex)
-            if len(batch_x) == batch_size:
-                yield np.stack(batch_x), np.stack(batch_y)
-                produced += 1
-                batch_x.clear()
-                batch_y.clear()
-        rng.shuffle(buf)
-        for ex in buf:
-            emit(ex)
-            if len(batch_x) == batch_size:
-                yield np.stack(batch_x), np.stack(batch_y)
-                produced += 1
-                batch_x.clear()
-                batch_y.clear()
-        if batch_x and not repeat:
-            yield np.stack(batch_x), np.stack(batch_y)
+        for batch in _batched(_shuffled(examples, shuffle_buffer, rng), batch_size, drop_remainder=repeat):
             produced += 1
+            yield batch
         if not repeat:
             return
-        if produced == 0 and not batch_x:
-            raise DatasetError(f"no records of scale {scales} in {list(files)[:3]}...")
+        if produced == 0:
+            raise DatasetError(f"fewer than {batch_size} records of scale {scales} in {list(files)[:3]}")
         epoch += 1
 
 
