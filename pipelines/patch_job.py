@@ -4,32 +4,19 @@
         [--patch-size 48] [--stride 24] [--residual] [--eval-fraction 0.05] [--runner ...]
         [any Beam pipeline option: --project, --region, --temp_location, ...]
 
-Layout of the output (the splits as TFX ExampleGen writes them, so TFX can consume it)::
-
-    OUTPUT/Split-train/data_tfrecord-00000-of-00002.gz   gzip TFRecords of tf.train.Example
-    OUTPUT/Split-eval/data_tfrecord-00000-of-00001.gz
-    OUTPUT/dead_letter.jsonl   one line per input that failed, with the reason
-    OUTPUT/manifest.json       options, counts per dataset/scale/split, every input's status
-
-Everything is first written under ``OUTPUT/.staging-<run>/`` and moved into place only when
-the run succeeded and produced records; ``manifest.json`` is written last, so a folder
-without it is not a finished dataset. A run in which no input is valid fails with the
-reasons and leaves nothing behind.
+The output layout, staging and manifest are those of ``components.patch_dataset`` (shared
+with the TFX patch ExampleGen); this module parses the command line, configures the runner
+(multi-process DirectRunner by default, Dataflow when asked) and discovers the sources.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import logging
 import os
-import shutil
 import sys
-import threading
-import time
 import uuid
-from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
@@ -43,19 +30,22 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from components.patch_transform import SPLITS, STATUS_TAG, BeamFS, MediaToPatchPairs, write_split
+from components.patch_dataset import (  # noqa: F401  (re-exported for callers of the job)
+    DEAD_LETTER,
+    MANIFEST,
+    RECORD_PREFIX,
+    PatchDatasetError,
+    build_pipeline,
+    count_records,
+    produce_dataset,
+)
+from components.patch_transform import BeamFS
 from imagesr.patches import DIHEDRAL_MODES, PatchOptions
 from imagesr.sources import assign_splits, discover, join
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
-DEAD_LETTER = "dead_letter.jsonl"
-RECORD_PREFIX = "data_tfrecord"
-
-
-class PatchJobError(Exception):
-    """A run that cannot start or produced no dataset; the message says why."""
+PatchJobError = PatchDatasetError  # the CLI's name for it
 
 
 def _scale(text: str):
@@ -130,153 +120,6 @@ def _validate(args) -> PatchOptions:
         raise PatchJobError(str(e)) from None
 
 
-def build_pipeline(p: beam.Pipeline, sources: List[Dict], patch_options: PatchOptions, staging: str, args,
-                   progress_dir: Optional[str] = None):
-    """Wire the job into ``p``: sources -> patch pairs -> sharded TFRecords + statuses."""
-    out = (
-        p
-        | "Sources" >> beam.Create(sources)
-        | "MediaToPatchPairs" >> MediaToPatchPairs(patch_options, args.frame_stride, args.max_frames, progress_dir)
-    )
-    for split in SPLITS:
-        write_split(out[split], join(staging, f"Split-{split}", RECORD_PREFIX), split.title())
-    (
-        out[STATUS_TAG]
-        | "StatusToJson" >> beam.Map(lambda st: json.dumps(st, sort_keys=True))
-        | "WriteStatuses" >> beam.io.WriteToText(join(staging, "status", "status"), file_name_suffix=".jsonl")
-    )
-    return out
-
-
-class _Progress:
-    """Local runs: a line of sources done, pairs written, rate and ETA from the workers' marker files."""
-
-    def __init__(self, folder: str, total_sources: int, stream=sys.stderr):
-        self.folder, self.total, self.stream = folder, total_sources, stream
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._t0 = time.perf_counter()
-        self._tty = stream.isatty()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self._print(final=True)
-
-    def _read(self):
-        done = pairs = failed = 0
-        for name in os.listdir(self.folder):
-            if name.startswith("."):
-                continue
-            try:
-                with open(os.path.join(self.folder, name)) as f:
-                    d = json.load(f)
-            except (OSError, ValueError):
-                continue
-            done += 1
-            pairs += d["pairs"]
-            failed += d["status"] != "ok"
-        return done, pairs, failed
-
-    def _print(self, final=False):
-        done, pairs, failed = self._read()
-        dt = time.perf_counter() - self._t0
-        rate = pairs / dt if dt > 0 else 0.0
-        eta = (dt / done * (self.total - done)) if done else float("nan")
-        eta_s = "--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}"
-        line = (f"[patches] sources {done}/{self.total} ({failed} failed)  pairs {pairs:,}  "
-                f"{rate:,.0f} pairs/s  elapsed {dt:.0f}s  ETA {eta_s}")
-        end = "\n" if final or not self._tty else ""
-        self.stream.write(("\r" if self._tty else "") + line + end)
-        self.stream.flush()
-
-    def _loop(self):
-        interval = 1.0 if self._tty else 10.0
-        while not self._stop.wait(interval):
-            self._print()
-
-
-def _read_statuses(staging: str) -> List[Dict]:
-    statuses = []
-    for m in FileSystems.match([join(staging, "status", "status*")])[0].metadata_list:
-        with FileSystems.open(m.path) as f:
-            for line in f.read().decode().splitlines():
-                if line.strip():
-                    statuses.append(json.loads(line))
-    return sorted(statuses, key=lambda s: s["source"])
-
-
-def _counts(statuses: List[Dict]) -> Dict:
-    by = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
-    by_split = defaultdict(int)
-    for st in statuses:
-        by_split[st["split"]] += st["pairs"]
-        for scale, n in st["pairs_by_scale"].items():
-            if n:
-                by[st["dataset"]][st["split"]][scale] += n
-    return {
-        "pairs": sum(st["pairs"] for st in statuses),
-        "pairs_by_split": {s: by_split.get(s, 0) for s in SPLITS},
-        "pairs_by_dataset_split_scale": {d: {sp: dict(v) for sp, v in sv.items()} for d, sv in sorted(by.items())},
-        "sources": {
-            "total": len(statuses),
-            "ok": sum(st["status"] == "ok" for st in statuses),
-            "failed": sum(st["status"] != "ok" for st in statuses),
-        },
-        "frames": sum(st["frames"] for st in statuses),
-        "megapixels": round(sum(st["megapixels"] for st in statuses), 3),
-    }
-
-
-def _write_text(path: str, text: str) -> None:
-    with FileSystems.create(path, mime_type="application/json", compression_type="uncompressed") as f:
-        f.write(text.encode())
-
-
-def _delete_tree(path: str) -> None:
-    """Remove a folder (local) or every object under a prefix (gs://...; '/*' would not recurse)."""
-    try:
-        if "://" in path:
-            files = [m.path for m in FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list]
-            if files:
-                FileSystems.delete(files)
-        elif os.path.isdir(path):
-            shutil.rmtree(path)
-    except Exception:  # noqa: BLE001 - best effort cleanup of the staging area
-        log.warning("could not remove %s", path, exc_info=True)
-
-
-def _finalize(output: str, staging: str, statuses: List[Dict], manifest_base: Dict, overwrite: bool) -> Dict:
-    counts = _counts(statuses)
-    files = {}
-    for split in SPLITS:
-        staged = sorted(m.path for m in FileSystems.match([join(staging, f"Split-{split}", "*")])[0].metadata_list)
-        final_dir = join(output, f"Split-{split}")
-        if overwrite:
-            old = FileSystems.match([join(final_dir, "*")])[0].metadata_list
-            if old:
-                FileSystems.delete([m.path for m in old])
-        if "://" not in final_dir:
-            os.makedirs(final_dir, exist_ok=True)
-        dest = [join(final_dir, p.rsplit("/", 1)[-1]) for p in staged]
-        if staged:
-            FileSystems.rename(staged, dest)
-        files[split] = [d.rsplit("/", 1)[-1] for d in dest]
-    dead = [st for st in statuses if st["status"] != "ok"]
-    _write_text(join(output, DEAD_LETTER), "".join(
-        json.dumps({"source": d["source"], "path": d["path"], "kind": d["kind"], "reason": d["reason"]}) + "\n" for d in dead))
-    manifest = dict(manifest_base)
-    manifest.update(counts=counts, files=files, dead_letter=DEAD_LETTER, inputs=statuses,
-                    finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    _write_text(join(output, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
-    _delete_tree(staging)
-    return manifest
-
-
 def run(argv: Optional[List[str]] = None, save_main_session: bool = False) -> Dict:
     """Run the job; returns the manifest. Raises PatchJobError with a readable message."""
     args, beam_argv = build_parser().parse_known_args(argv)
@@ -295,14 +138,8 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = False) -> Di
     if not sources:
         raise PatchJobError("no inputs found")
     run_id = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    staging = join(output, f".staging-{run_id}")
     local = args.runner in ("DirectRunner", "direct")
-    progress_dir = None
-    if local and not args.no_progress:
-        import tempfile
-
-        progress_dir = tempfile.mkdtemp(prefix="imagesr-progress-")
-    log.info("patch job %s: %d sources, runner %s, staging %s", run_id, len(sources), args.runner, staging)
+    log.info("patch job %s: %d sources, runner %s, output %s", run_id, len(sources), args.runner, output)
     manifest_base = {
         "version": 1, "run_id": run_id, "output": output, "inputs_given": args.input,
         "options": dict(patch_options.to_json(), eval_fraction=args.eval_fraction, frame_stride=args.frame_stride,
@@ -312,55 +149,16 @@ def run(argv: Optional[List[str]] = None, save_main_session: bool = False) -> Di
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     source_json = [s.to_json() for s in sources]
-    try:
-        p = beam.Pipeline(options=opts)
-        build_pipeline(p, source_json, patch_options, staging, args, progress_dir)
-        if progress_dir:
-            with _Progress(progress_dir, len(sources)):
-                p.run().wait_until_finish()
-        else:
-            result = p.run()
-            if opts.view_as(TestOptions).dry_run:  # job description built, nothing submitted
-                return {"dry_run": True, "job": getattr(result, "job", None), "pipeline": p}
-            result.wait_until_finish()
-        statuses = _read_statuses(staging)
-        if len(statuses) != len(sources):
-            raise PatchJobError(f"internal: {len(sources)} sources but {len(statuses)} statuses")
-        if sum(st["pairs"] for st in statuses) == 0:
-            reasons = "; ".join(f"{st['source']}: {st['reason']}" for st in statuses[:10])
-            more = f" (and {len(statuses) - 10} more)" if len(statuses) > 10 else ""
-            raise PatchJobError(f"no valid input: all {len(statuses)} inputs failed: {reasons}{more}")
-        manifest = _finalize(output, staging, statuses, manifest_base, args.overwrite)
-    except BaseException:
-        _delete_tree(staging)
-        raise
-    finally:
-        if progress_dir:
-            shutil.rmtree(progress_dir, ignore_errors=True)
+    p = beam.Pipeline(options=opts)
+    if opts.view_as(TestOptions).dry_run:  # build the job description, submit nothing
+        build_pipeline(p, source_json, patch_options, join(output, f".staging-{run_id}"), args.frame_stride, args.max_frames)
+        return {"dry_run": True, "job": getattr(p.run(), "job", None), "pipeline": p}
+    manifest = produce_dataset(p, source_json, patch_options, output, manifest_base, args.frame_stride,
+                               args.max_frames, args.overwrite, progress=local and not args.no_progress)
     c = manifest["counts"]
     log.info("patch job %s: %d pairs (%s), %d/%d sources ok", run_id, c["pairs"], c["pairs_by_split"],
              c["sources"]["ok"], c["sources"]["total"])
     return manifest
-
-
-def count_records(output: str) -> Dict:
-    """Count the records in a dataset's TFRecords themselves (local or gs://), per split,
-    next to what its manifest says."""
-    from imagesr.records import iter_tfrecord
-
-    counts = {}
-    for split in SPLITS:
-        n = 0
-        for m in FileSystems.match([join(output, f"Split-{split}", "*")])[0].metadata_list:
-            with FileSystems.open(m.path) as f:  # gzip detected from the name
-                n += sum(1 for _ in iter_tfrecord(f))
-        counts[split] = n
-    manifest = None
-    if FileSystems.exists(join(output, MANIFEST)):
-        with FileSystems.open(join(output, MANIFEST), compression_type="uncompressed") as f:
-            manifest = json.loads(f.read().decode())["counts"]["pairs_by_split"]
-    return {"output": output, "records": counts, "total": sum(counts.values()), "manifest": manifest,
-            "match": manifest == counts if manifest is not None else None}
 
 
 def quiet_beam_logs() -> None:

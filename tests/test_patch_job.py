@@ -288,7 +288,7 @@ def test_dataflow_job_description_offline(tmp_path):
     p = beam.Pipeline(runner=DataflowRunner(), options=opts)
     source = {"kind": "image", "dataset": "d", "source_id": "d/a.png", "split_key": "d/a.png",
               "paths": ["gs://bucket/media/a.png"], "split": "train"}
-    patch_job.build_pipeline(p, [source], PatchOptions(), "gs://bucket/patches/.staging-x", args)
+    patch_job.build_pipeline(p, [source], PatchOptions(), "gs://bucket/patches/.staging-x")
     job = p.run().job
     transforms = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
     for step in ("Sources", "MediaToPatchPairs/SpreadSources", "MediaToPatchPairs/DegradeAndCut",

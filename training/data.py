@@ -220,7 +220,8 @@ def tf_dataset(files: Sequence[str], kind: str, batch_size: int, scales=None, cr
             x = tf.cond(tf.strings.length(residual) > 0, from_residual, from_bicubic)
         else:
             raise ValueError(f"unknown model kind {kind!r}")
-        return x, tf.cast(hr, tf.float32)
+        # Records are RGB (schema: channels 3..3); static channels let the models build.
+        return tf.ensure_shape(x, [None, None, 3]), tf.ensure_shape(tf.cast(hr, tf.float32), [None, None, 3])
 
     ds = tf.data.TFRecordDataset(list(files), compression_type="GZIP" if _is_gzip(files[0]) else "")
     if shuffle_buffer > 0:
