@@ -130,6 +130,7 @@ class FrameUpscaler:
     def __init__(self, model=None, name: str = "bicubic"):
         self.model = model
         self.name = name
+        self._fn = None
         if model is None:
             self.kind, self.scale, self.parameters = "bicubic", None, 0
         else:
@@ -141,7 +142,18 @@ class FrameUpscaler:
         return self.scale is None or abs(self.scale - scale) < 1e-9
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        y = np.asarray(self.model.predict_on_batch(x.astype(np.float32)), dtype=np.float32)
+        if self._fn is None:
+            import keras
+
+            if keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                # One trace for every frame size (benchmarks mix sizes; predict_on_batch
+                # would retrace per shape).
+                self._fn = tf.function(lambda t: self.model(t, training=False), reduce_retracing=True)
+            else:
+                self._fn = self.model.predict_on_batch  # JAX: jit per frame size (video: one size)
+        y = np.asarray(self._fn(x.astype(np.float32)), dtype=np.float32)
         return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
 
     def __call__(self, frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,254 @@
+"""The SR evaluator: PSNR/SSIM on benchmarks and on eval-split frames, the time to upscale
+30 frames 720p -> 1080p, the parameter count, a blessing decision and a report.
+
+:func:`evaluate_model` holds the logic (usable without TFX); :func:`SREvaluator` is the TFX
+component around it. Every PSNR comes from ``imagesr.evaluation.evaluate_folder``, the same
+protocol as ``imagesr bench bicubic`` and ``imagesr evaluate``.
+
+Blessing: the candidate must beat bicubic by ``margin_db`` on every benchmark and scale, be
+no worse than the blessed baseline (when there is one) by more than ``tolerance_db`` on the
+benchmark/scale pairs both can be evaluated on, and, if ``time_budget_s`` is set, upscale the
+30 frames within it.
+"""
+
+
+import csv
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
+from tfx.utils import path_utils
+
+from imagesr import evaluation, media
+from imagesr.media import write_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluatorConfig:
+    benchmarks: List[str] = field(default_factory=list)  # HR image folders; [] = built-in sample images
+    scales: Sequence[float] = (2, 3, 4)  # a fixed-scale model is evaluated at its own scale only
+    eval_split_scale: float = 1.5
+    max_eval_frames: int = 8
+    margin_db: float = 0.05
+    tolerance_db: float = 0.05
+    time_budget_s: Optional[float] = None
+    timing_frames: int = 30
+    timing_repeats: int = 3
+    timing_batch: int = 2
+    timing_input: Sequence[int] = (720, 1280)
+    timing_output: Sequence[int] = (1080, 1920)
+    timing_video: Optional[str] = None  # default: the built-in 720p sample clip
+
+    @classmethod
+    def from_dict(cls, d: Dict) -> "EvaluatorConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown evaluator options {sorted(unknown)}")
+        return cls(**d)
+
+
+def _scales_for(up, scales: Sequence[float]) -> List[float]:
+    return [float(s) for s in scales if up.supports(float(s))] or ([up.scale] if up.scale else [])
+
+
+def _eval_split_frames(examples_uri: str, limit: int, dest: str) -> int:
+    """First frame of each eval-split source listed in the dataset manifest, as PNGs in ``dest``."""
+    path = os.path.join(examples_uri, "manifest.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        inputs = json.load(f)["inputs"]
+    n = 0
+    for st in inputs:
+        if n >= limit:
+            break
+        if st["split"] != "eval" or st["status"] != "ok":
+            continue
+        try:
+            frame = next(media.iter_frames(os.path.dirname(st["path"]) if st["kind"] == "frames" else st["path"], limit=1))
+        except (media.MediaError, StopIteration, OSError):
+            continue
+        write_image(os.path.join(dest, f"{n:03d}.png"), frame)
+        n += 1
+    return n
+
+
+def _timing_frames(config: EvaluatorConfig) -> np.ndarray:
+    from imagesr import samples
+    from imagesr.resize import imresize
+
+    path = config.timing_video or samples.materialize()["video"]
+    frames = list(media.iter_frames(path, limit=config.timing_frames))
+    size = tuple(config.timing_input)
+    frames = [f if f.shape[:2] == size else imresize(f, size=size) for f in frames]
+    while len(frames) < config.timing_frames:
+        frames.append(frames[len(frames) % max(1, len(frames))])
+    return np.stack(frames[: config.timing_frames])
+
+
+def time_upscaler(up, frames: np.ndarray, out_size, batch: int, repeats: int) -> Dict:
+    """Seconds to upscale all ``frames`` to ``out_size`` (after a warm-up batch; median of repeats)."""
+    up(frames[:batch], out_size)  # warm-up: graph tracing, weight caches
+    times = []
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        for i in range(0, len(frames), batch):
+            up(frames[i : i + batch], out_size)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    return {"seconds": med, "fps": len(frames) / med, "repeats": times, "frames": len(frames)}
+
+
+def evaluate_model(model_dir: str, out_dir: str, config: EvaluatorConfig = None, baseline_dir: Optional[str] = None,
+                   examples_uri: Optional[str] = None) -> Dict:
+    """Evaluate the model in ``model_dir`` (against bicubic and a baseline); write metrics.json,
+    per_image.csv and report.html into ``out_dir``; return the metrics with the blessing."""
+    from components.report import write_report
+    from training.serving import load_upscaler
+
+    config = config or EvaluatorConfig()
+    os.makedirs(out_dir, exist_ok=True)
+    models = {"candidate": load_upscaler(model_dir), "bicubic": load_upscaler("bicubic")}
+    if baseline_dir:
+        models["baseline"] = load_upscaler(baseline_dir)
+    benchmarks = list(config.benchmarks)
+    if not benchmarks:
+        from imagesr import samples
+
+        benchmarks = [samples.materialize()["bench"]]
+    scales = _scales_for(models["candidate"], config.scales)
+    rows, per_image = [], []
+
+    def run(folder: str, name: str, s_list: Sequence[float]):
+        for role, up in models.items():
+            ok = [s for s in s_list if up.supports(s)]
+            if not ok:
+                continue
+            for r in evaluation.evaluate_folder(folder, ok, up.evaluation_upscaler):
+                rows.append({"benchmark": name, "scale": r.scale, "model": role, "psnr_y": r.psnr_y,
+                             "ssim_y": r.ssim_y, "images": r.images})
+                per_image.extend({"benchmark": name, "scale": i.scale, "model": role, "image": i.image,
+                                  "psnr_y": i.psnr_y, "ssim_y": i.ssim_y} for i in r.per_image)
+
+    for folder in benchmarks:
+        run(folder, os.path.basename(os.path.normpath(folder)), scales)
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="imagesr-evalsplit-") as tmp:
+        n = _eval_split_frames(examples_uri, config.max_eval_frames, tmp) if examples_uri else 0
+        if n and models["candidate"].supports(config.eval_split_scale):
+            run(tmp, "eval-split", [config.eval_split_scale])
+        elif n:
+            notes.append(f"eval-split frames not measured: the candidate is a x{models['candidate'].scale:g} model")
+        else:
+            notes.append("no eval-split frames (no manifest or no eval sources)")
+
+    frames = _timing_frames(config)
+    out_size = tuple(config.timing_output)
+    timing = {role: time_upscaler(up, frames, out_size, config.timing_batch, config.timing_repeats)
+              for role, up in models.items()}
+
+    blessed, reasons = decide(rows, timing, config)
+    metrics = {
+        "blessed": blessed,
+        "reasons": reasons,
+        "notes": notes,
+        "models": {role: {"path": (model_dir if role == "candidate" else baseline_dir if role == "baseline" else "bicubic"),
+                          "kind": up.kind, "scale": up.scale, "parameters": up.parameters}
+                   for role, up in models.items()},
+        "psnr": rows,
+        "timing": {role: {k: v for k, v in t.items()} for role, t in timing.items()},
+        "timing_setup": {"frames": len(frames), "input": list(frames.shape[1:3]), "output": list(out_size),
+                         "batch": config.timing_batch, "repeats": config.timing_repeats},
+        "config": asdict(config),
+    }
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=1, default=float)
+    with open(os.path.join(out_dir, "per_image.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["benchmark", "scale", "model", "image", "psnr_y", "ssim_y"])
+        w.writeheader()
+        w.writerows(per_image)
+    write_report(os.path.join(out_dir, "report.html"), metrics, models, benchmarks[0], scales[0] if scales else None)
+    return metrics
+
+
+def decide(rows: List[Dict], timing: Dict, config: EvaluatorConfig):
+    """(blessed, reasons): every rule checked, each reason a readable sentence."""
+    table = {(r["benchmark"], r["scale"], r["model"]): r["psnr_y"] for r in rows}
+    reasons: List[str] = []
+    ok = True
+    keys = sorted({(b, s) for b, s, m in table if m == "candidate"})
+    if not keys:
+        return False, ["the candidate could not be evaluated on any benchmark"]
+    for b, s in keys:
+        cand, bic = table[(b, s, "candidate")], table.get((b, s, "bicubic"))
+        if bic is not None:
+            good = cand >= bic + config.margin_db
+            ok &= good
+            reasons.append(f"{b} x{s:g}: {cand:.2f} dB vs bicubic {bic:.2f} dB "
+                           f"({'beats' if good else 'does not beat'} it by the margin {config.margin_db} dB)")
+        base = table.get((b, s, "baseline"))
+        if base is not None:
+            good = cand >= base - config.tolerance_db
+            ok &= good
+            reasons.append(f"{b} x{s:g}: {cand:.2f} dB vs blessed baseline {base:.2f} dB "
+                           f"({'within' if good else 'worse than'} the tolerance {config.tolerance_db} dB)")
+    if config.time_budget_s is not None:
+        t = timing["candidate"]["seconds"]
+        good = t <= config.time_budget_s
+        ok &= good
+        reasons.append(f"30 frames in {t:.3f} s ({'within' if good else 'over'} the budget {config.time_budget_s} s)")
+    return bool(ok), reasons
+
+
+# --------------------------------------------------------------------------- TFX component
+
+
+InputArtifact = tfx.dsl.components.InputArtifact
+OutputArtifact = tfx.dsl.components.OutputArtifact
+Parameter = tfx.dsl.components.Parameter
+
+
+@tfx.dsl.components.component
+def SREvaluator(
+    model: InputArtifact[standard_artifacts.Model],
+    examples: InputArtifact[standard_artifacts.Examples],
+    evaluation: OutputArtifact[standard_artifacts.ModelEvaluation],
+    blessing: OutputArtifact[standard_artifacts.ModelBlessing],
+    config: Parameter[str] = "{}",
+    baseline_model: InputArtifact[standard_artifacts.Model] = None,
+) -> None:
+    """Evaluate the Trainer's model against bicubic and the latest blessed model; bless or not."""
+    cfg = EvaluatorConfig.from_dict(json.loads(config))
+    model_dir = path_utils.serving_model_dir(model.uri)
+    baseline_dir = path_utils.serving_model_dir(baseline_model.uri) if baseline_model is not None else None
+    metrics = evaluate_model(model_dir, evaluation.uri, cfg, baseline_dir, examples.uri)
+    blessed = metrics["blessed"]
+    blessing.set_int_custom_property("blessed", 1 if blessed else 0)
+    blessing.set_string_custom_property("current_model", model.uri)
+    blessing.set_int_custom_property("current_model_id", model.id)
+    if baseline_model is not None:
+        blessing.set_string_custom_property("baseline_model", baseline_model.uri)
+        blessing.set_int_custom_property("baseline_model_id", baseline_model.id)
+    os.makedirs(blessing.uri, exist_ok=True)
+    with open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w") as f:
+        f.write("\n".join(metrics["reasons"]) + "\n")
+    cand = [r for r in metrics["psnr"] if r["model"] == "candidate"]
+    for r in cand:
+        evaluation.set_float_custom_property(f"psnr_{r['benchmark']}_x{r['scale']:g}", r["psnr_y"])
+    evaluation.set_float_custom_property("timing_seconds", metrics["timing"]["candidate"]["seconds"])
+    evaluation.set_int_custom_property("timing_frames", metrics["timing_setup"]["frames"])
+    evaluation.set_int_custom_property("parameters", metrics["models"]["candidate"]["parameters"])
+    evaluation.set_int_custom_property("blessed", 1 if blessed else 0)
+    evaluation.set_string_custom_property("report", os.path.join(evaluation.uri, "report.html"))
+    log.info("SREvaluator: %s\n  %s", "BLESSED" if blessed else "NOT BLESSED", "\n  ".join(metrics["reasons"]))
+

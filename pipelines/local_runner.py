@@ -1,0 +1,42 @@
+"""Run the TFX pipeline locally: LocalDagRunner, a sqlite MLMD store, DirectRunner for Beam."""
+
+import logging
+import os
+import time
+from typing import Dict
+
+from tfx import v1 as tfx
+
+from pipelines.tfx_pipeline import PipelineConfig, create_pipeline
+
+log = logging.getLogger(__name__)
+
+
+def metadata_config(config: PipelineConfig):
+    os.makedirs(os.path.dirname(os.path.abspath(config.metadata_path)), exist_ok=True)
+    return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+
+
+def run(config: PipelineConfig) -> Dict:
+    """Run the pipeline to the end (or to the first failing component); return the run summary
+    from MLMD (``pipelines.runs.show``) for the run just made."""
+    from pipelines import runs
+
+    os.makedirs(config.root, exist_ok=True)
+    before = {r["run_id"] for r in runs.list_runs(config.metadata_path)} if os.path.exists(config.metadata_path) else set()
+    pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
+    t0 = time.perf_counter()
+    error = None
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as e:  # noqa: BLE001 - reported with the run's state below
+        error = e
+    seconds = time.perf_counter() - t0
+    new = [r for r in runs.list_runs(config.metadata_path) if r["run_id"] not in before]
+    if not new:
+        raise RuntimeError(f"the pipeline did not start: {error}") from error
+    summary = runs.show(config.metadata_path, new[-1]["run_id"])
+    summary["seconds"] = round(seconds, 1)
+    if error is not None:
+        summary["error"] = f"{type(error).__name__}: {error}"
+    return summary
