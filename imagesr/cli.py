@@ -118,6 +118,21 @@ def _cmd_evaluate(args) -> int:
 PASSTHROUGH = {"patches": ("pipelines.patch_job", "main")}
 
 
+# --------------------------------------------------------------------------- upscale
+
+
+def _cmd_upscale(args) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter hides the progress line
+    from imagesr.upscale import upscale
+
+    result = upscale(args.input, args.output, model=args.model, size=args.size, scale=args.scale,
+                     batch=args.batch, tile=args.tile, fps=args.fps)
+    print(result.summary())
+    return 0
+
+
 # --------------------------------------------------------------------------- samples / demo
 
 
@@ -130,16 +145,12 @@ def _cmd_samples(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    """The README's main command: everything on built-in sample data, no network."""
-    from imagesr import evaluation, samples
+    """The README's main command: the whole TFX pipeline on built-in sample data, no network."""
+    from pipelines.commands import demo
+    from pipelines.patch_job import quiet_beam_logs
 
-    t0 = time.perf_counter()
-    paths = samples.materialize(args.workdir and f"{args.workdir}/samples")
-    print(f"[demo] sample data: {paths['root']}")
-    results = evaluation.evaluate_folder(paths["bench"], (2, 3, 4))
-    print(evaluation.format_table(results, f"[demo] bicubic baseline on {paths['bench']}"))
-    print(f"[demo] done in {time.perf_counter() - t0:.1f} s")
-    return 0
+    quiet_beam_logs()
+    return demo(args.workdir)
 
 
 # --------------------------------------------------------------------------- parser
@@ -196,12 +207,30 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=_cmd_records_count)
 
+    u = sub.add_parser("upscale", help="upscale a video, frame folder or image with a model (decode, inference and encode overlap)")
+    u.add_argument("input", help="a video ffmpeg reads, a folder of frames, or an image")
+    u.add_argument("-o", "--output", required=True,
+                   help="a video (.mp4, .mkv, ...: H.264, input frame rate, audio copied), a folder (PNG per frame) or an image")
+    u.add_argument("--model", default=None,
+                   help="model folder (model.keras), .keras file or 'bicubic' (default: the shipped imagesr/assets/subpixel_x1.5)")
+    u.add_argument("--size", default=None, help="output WIDTHxHEIGHT, e.g. 1920x1080 (default: 1.5x the input)")
+    u.add_argument("--scale", type=_positive_float, default=None, help="output = SCALE x the input (instead of --size)")
+    u.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")
+    u.add_argument("--tile", type=int, default=None,
+                   help="run the network on N px tiles with overlap (frames too large for memory)")
+    u.add_argument("--fps", type=_positive_float, default=None, help="frame rate of a video made from frames (default 25)")
+    u.set_defaults(func=_cmd_upscale)
+
+    from pipelines.commands import add_parsers as add_pipeline_parsers  # argparse only; TFX loads per command
+
+    add_pipeline_parsers(sub)
+
     s = sub.add_parser("samples", help="write the built-in sample images and clips")
     s.add_argument("--dest", default=None, help="folder (default $IMAGESR_CACHE/samples or ~/.cache/imagesr/samples)")
     s.set_defaults(func=_cmd_samples)
 
     d = sub.add_parser("demo", help="run the main job on built-in sample data")
-    d.add_argument("--workdir", default=None, help="where outputs go (default ~/.cache/imagesr)")
+    d.add_argument("--workdir", default=None, help="where outputs go (default ~/.cache/imagesr/demo)")
     d.set_defaults(func=_cmd_demo)
     return p
 

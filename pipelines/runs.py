@@ -3,7 +3,7 @@ URIs, the evaluator's metrics and blessing, and the pushed model (``imagesr runs
 
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 COMPONENT_ORDER = ["PatchExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
                    "Trainer", "latest_blessed_model_resolver", "SREvaluator", "Pusher"]

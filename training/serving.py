@@ -33,17 +33,20 @@ class ModelLoadError(ValueError):
 def export_model(model, out_dir: str) -> dict:
     """Write ``model.keras`` (always) and the SavedModel (when TensorFlow is importable)."""
     os.makedirs(out_dir, exist_ok=True)
+    import keras
+
     keras_path = os.path.join(out_dir, KERAS_FILE)
     tmp = keras_path + ".partial.keras"
-    model.save(tmp)
+    # Weights only, no optimizer state (a third of the size; warm starts need only weights).
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    clean.save(tmp)
     os.replace(tmp, keras_path)
     out = {"keras": keras_path}
     try:
         import tensorflow as tf  # noqa: F401
     except ImportError:
         return out  # GPU machine: JAX only; the .keras file is the artifact
-    import keras
-
     if keras.backend.backend() == "tensorflow":
         out["saved_model"] = export_saved_model(model, os.path.join(out_dir, SAVED_MODEL_DIR))
     return out
@@ -100,6 +103,7 @@ def load_keras_model(path: str):
     import keras
 
     import training.layers  # noqa: F401  (registers the custom layers)
+    import training.losses  # noqa: F401  (and losses, for files saved from compiled models)
     from training.models import model_kind
 
     if not os.path.exists(path):

@@ -81,7 +81,12 @@ def _y_psnr_batch(pred: np.ndarray, target: np.ndarray) -> float:
 
 
 class _Progress:
-    """A progress line every ``every`` steps: step, loss, steps/s, ETA (stderr)."""
+    """A progress line every ``every`` steps: step, loss, steps/s, ETA (stderr).
+
+    Keras reports the running mean of the loss since the epoch began (one epoch here); the
+    line shows the mean over the last ``every`` steps instead, recovered from that running
+    mean, so a late improvement is visible.
+    """
 
     def __init__(self, total: int, every: int, stream=sys.stderr):
         import keras
@@ -90,21 +95,25 @@ class _Progress:
             def __init__(cb):
                 super().__init__()
                 cb.t0 = None
-                cb.losses: List[float] = []
+                cb.losses: List = []  # (step, mean loss over the window)
+                cb.prev = (0, 0.0)  # (step, running mean) at the last line
 
             def on_train_begin(cb, logs=None):
                 cb.t0 = time.perf_counter()
 
             def on_train_batch_end(cb, batch, logs=None):
                 step = batch + 1
-                loss = float((logs or {}).get("loss", float("nan")))
+                mean = float((logs or {}).get("loss", float("nan")))
                 if step % every == 0 or step == total:
-                    cb.losses.append((step, loss))
+                    p_step, p_mean = cb.prev
+                    window = (step * mean - p_step * p_mean) / max(step - p_step, 1)
+                    cb.prev = (step, mean)
+                    cb.losses.append((step, window))
                     dt = time.perf_counter() - cb.t0
                     rate = step / dt if dt > 0 else 0.0
                     eta = (total - step) / rate if rate > 0 else float("nan")
                     eta_s = "--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}"
-                    stream.write(f"[train] step {step}/{total}  loss {loss:.5f}  {rate:.1f} steps/s  ETA {eta_s}\n")
+                    stream.write(f"[train] step {step}/{total}  loss {window:.5f}  {rate:.1f} steps/s  ETA {eta_s}\n")
                     stream.flush()
 
         self.callback = CB()
@@ -165,21 +174,17 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     else:
         lr = config.learning_rate
 
-    def sr_loss(y_true, y_pred):
-        d = (y_pred - y_true) / 255.0
-        return keras.ops.mean(keras.ops.abs(d)) if config.loss == "l1" else keras.ops.mean(d * d)
+    from training.losses import LOSSES
 
-    model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), loss=sr_loss, jit_compile="auto")
+    model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), loss=LOSSES[config.loss], jit_compile="auto")
     progress = _Progress(steps, max(1, config.log_every))
     callbacks = [progress.callback]
     if _backend() == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(out_dir, "logs"), update_freq=max(1, config.log_every)))
     t0 = time.perf_counter()
-    history = {}
     if steps > 0:
         data = _data(config, train_files, repeat=True, shuffle=True, seed=config.seed)
-        h = model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
-        history = {k: [float(x) for x in v] for k, v in h.history.items()}
+        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
     train_seconds = time.perf_counter() - t0
     summary = {
         "config": asdict(config),
@@ -189,7 +194,7 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
         "train_seconds": round(train_seconds, 2),
         "steps_per_second": round(steps / train_seconds, 2) if steps and train_seconds > 0 else None,
         "loss_log": progress.callback.losses,
-        "final_loss": history.get("loss", [None])[-1],
+        "final_loss": progress.callback.losses[-1][1] if progress.callback.losses else None,
     }
     if eval_files:
         summary.update(evaluate_patches(model, config, eval_files))

@@ -1,0 +1,190 @@
+"""The pipeline side of the ``imagesr`` CLI: run, retrain, compile for Vertex, inspect runs,
+and the demo. ``imagesr.cli`` parses the flags and calls these lazily (TFX loads only here)."""
+
+import json
+import os
+import sys
+from typing import Dict, Optional
+
+# No TFX import at module level: `imagesr --help` builds these parsers and must stay instant.
+
+
+def _config(args):
+    from pipelines.tfx_pipeline import load_config
+
+    overrides = {}
+    if getattr(args, "root", None):
+        overrides["root"] = args.root
+    cfg = load_config(getattr(args, "config", None), **overrides)
+    extra = getattr(args, "input", None)
+    if extra:
+        cfg.inputs = list(cfg.inputs) + list(extra)
+    return cfg
+
+
+def _print_run(summary: Dict) -> None:
+    from pipelines.runs import format_show
+
+    print(format_show(summary))
+    if summary.get("error"):
+        print(f"pipeline stopped: {summary['error'].splitlines()[0]}", file=sys.stderr)
+        print(summary["error"], file=sys.stderr)
+    print(f"report: {summary.get('report')}")
+    print(f"pushed model: {summary.get('pushed_model') or '(not pushed: ' + ('not blessed' if summary.get('blessed') is False else 'run incomplete') + ')'}")
+    if "seconds" in summary:
+        print(f"wall time: {summary['seconds']:.1f} s")
+
+
+def run_pipeline(args) -> int:
+    from pipelines import local_runner
+
+    cfg = _config(args)
+    summary = local_runner.run(cfg)
+    _print_run(summary)
+    return 0 if summary["state"] == "COMPLETE" else 1
+
+
+def latest_pushed_model(metadata_path: str) -> Optional[str]:
+    from pipelines.runs import list_runs, show
+
+    for r in reversed(list_runs(metadata_path)):
+        if r["pushed"]:
+            return show(metadata_path, r["run_id"])["pushed_model"]
+    return None
+
+
+def retrain(args) -> int:
+    """A new run over the configured (plus any extra) data, warm-starting from the latest pushed model."""
+    from pipelines import local_runner
+
+    cfg = _config(args)
+    pushed = latest_pushed_model(cfg.metadata_path) if os.path.exists(cfg.metadata_path) else None
+    if pushed:
+        cfg.warm_start = pushed
+        print(f"retrain: warm start from {pushed}")
+    else:
+        print("retrain: no pushed model yet; training from scratch")
+    summary = local_runner.run(cfg)
+    _print_run(summary)
+    return 0 if summary["state"] == "COMPLETE" else 1
+
+
+def compile_vertex(args) -> int:
+    from pipelines.vertex_runner import CloudConfig, compile_pipeline
+
+    path = compile_pipeline(_config(args), CloudConfig.load(args.cloud), args.out)
+    print(f"Vertex pipeline: {path}")
+    return 0
+
+
+def runs_list(args) -> int:
+    from pipelines.runs import format_list, list_runs
+
+    cfg = _config(args)
+    runs = list_runs(args.metadata or cfg.metadata_path)
+    print(json.dumps(runs, indent=1) if args.json else format_list(runs))
+    return 0
+
+
+def runs_show(args) -> int:
+    from pipelines.runs import format_show, show
+
+    cfg = _config(args)
+    run = show(args.metadata or cfg.metadata_path, args.run)
+    print(json.dumps(run, indent=1, default=str) if args.json else format_show(run))
+    return 0
+
+
+def report(args) -> int:
+    from pipelines.runs import show
+
+    cfg = _config(args)
+    run = show(args.metadata or cfg.metadata_path, args.run)
+    if not run.get("report") or not os.path.exists(run["report"]):
+        print(f"run {run['run_id']} has no report (evaluator state: {run['components'].get('SREvaluator', {}).get('state')})",
+              file=sys.stderr)
+        return 1
+    print(run["report"])
+    return 0
+
+
+def demo_config(workdir: str):
+    """The whole pipeline on the built-in sample data, sized for a CPU in a few minutes."""
+    from imagesr import samples
+    from pipelines.tfx_pipeline import PipelineConfig
+
+    paths = samples.materialize(os.path.join(workdir, "samples"))
+    shipped = shipped_model()
+    return PipelineConfig(
+        name="imagesr-demo",
+        root=os.path.join(workdir, "tfx"),
+        inputs=[paths["train"], paths["davis"], os.path.dirname(paths["video"])],
+        patch={"scales": [1.5], "patch_size": 48, "stride": 24, "residual": True, "eval_fraction": 0.3, "frame_stride": 3},
+        train={"model": "subpixel", "scales": [1.5], "steps": 200, "batch_size": 16, "learning_rate": 2e-4,
+               "log_every": 50},
+        evaluator={"benchmarks": [paths["bench"]], "scales": [1.5], "timing_repeats": 2, "margin_db": 0.05},
+        warm_start=shipped,
+    )
+
+
+def shipped_model() -> Optional[str]:
+    """The model that ships with the package (imagesr/assets/subpixel_x1.5), if present."""
+    import imagesr
+
+    path = os.path.join(os.path.dirname(imagesr.__file__), "assets", "subpixel_x1.5")
+    return path if os.path.exists(os.path.join(path, "model.keras")) else None
+
+
+def demo(workdir: Optional[str]) -> int:
+    from pipelines import local_runner
+
+    workdir = os.path.abspath(workdir or os.path.join(os.path.expanduser("~"), ".cache", "imagesr", "demo"))
+    cfg = demo_config(workdir)
+    print(f"[demo] pipeline root {cfg.root}; inputs {cfg.inputs}; warm start {cfg.warm_start or '(none: from scratch)'}")
+    summary = local_runner.run(cfg)
+    _print_run(summary)
+    return 0 if summary["state"] == "COMPLETE" else 1
+
+
+def add_parsers(sub) -> None:
+    """Register pipeline, retrain, runs and report on the top-level subparsers."""
+    def common(p, inputs=False):
+        p.add_argument("--config", default=None, help="pipeline config (JSON or YAML; see infra/vertex/pipeline.json)")
+        p.add_argument("--root", default=None, help="pipeline root (overrides the config)")
+        if inputs:
+            p.add_argument("--input", action="append", default=None, help="extra media to add to the config's inputs")
+
+    pl = sub.add_parser("pipeline", help="the TFX pipeline: run locally or compile for Vertex")
+    pls = pl.add_subparsers(dest="pipeline_command", metavar="ACTION")
+    r = pls.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, sqlite MLMD, DirectRunner)")
+    common(r, inputs=True)
+    r.set_defaults(func=run_pipeline)
+    c = pls.add_parser("compile-vertex", help="write the Vertex AI pipeline JSON (no cloud access needed)")
+    common(c)
+    c.add_argument("--cloud", default=None, help="cloud config JSON (infra/vertex/cloud.json)")
+    c.add_argument("--out", default="imagesr_vertex_pipeline.json")
+    c.set_defaults(func=compile_vertex)
+
+    rt = sub.add_parser("retrain", help="a new pipeline run (plus --input data), warm-starting from the latest pushed model")
+    common(rt, inputs=True)
+    rt.set_defaults(func=retrain)
+
+    rs = sub.add_parser("runs", help="inspect pipeline runs in MLMD")
+    rss = rs.add_subparsers(dest="runs_command", metavar="ACTION")
+    ls = rss.add_parser("list", help="every run with its state, blessing and push")
+    common(ls)
+    ls.add_argument("--metadata", default=None, help="MLMD sqlite file (default: the config's)")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=runs_list)
+    sh = rss.add_parser("show", help="one run: components, artifacts, metrics, blessing, pushed model")
+    common(sh)
+    sh.add_argument("run", help="run id (see runs list) or 'latest'")
+    sh.add_argument("--metadata", default=None)
+    sh.add_argument("--json", action="store_true")
+    sh.set_defaults(func=runs_show)
+
+    rp = sub.add_parser("report", help="print the path of a run's HTML evaluation report")
+    common(rp)
+    rp.add_argument("run", help="run id or 'latest'")
+    rp.add_argument("--metadata", default=None)
+    rp.set_defaults(func=report)

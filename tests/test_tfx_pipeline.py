@@ -1,0 +1,138 @@
+"""The TFX pipeline end to end on tiny data: LocalDagRunner, sqlite MLMD, DirectRunner.
+
+Run 1 trains a small model that beats bicubic: blessed and pushed. Run 2 trains zero steps
+(an untrained model is exactly bicubic, so it cannot beat it by the margin): not blessed,
+not pushed, and the baseline resolved from run 1 shows up in its evaluation. A third
+pipeline with a stricter schema stops at the validation gate before training. The Vertex
+pipeline JSON compiles offline."""
+
+import json
+import os
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+tfx = pytest.importorskip("tfx")
+
+from imagesr import cli, samples  # noqa: E402
+from pipelines import local_runner, runs  # noqa: E402
+from pipelines.tfx_pipeline import SCHEMA_DIR, load_config  # noqa: E402
+
+
+def tiny_config(root, sample_paths, steps=60, schema_dir=SCHEMA_DIR):
+    return load_config(
+        root=str(root),
+        inputs=[sample_paths["train"]],
+        patch={"scales": [2], "patch_size": 24, "stride": 24, "residual": True, "eval_fraction": 0.3},
+        train={"model": "subpixel", "scales": [2], "steps": steps, "batch_size": 16, "learning_rate": 0.002,
+               "model_args": {"width": 16, "blocks": 1}, "log_every": 20},
+        evaluator={"benchmarks": [sample_paths["bench"]], "scales": [2], "timing_frames": 3, "timing_repeats": 1,
+                   "margin_db": 0.02},
+        schema_dir=schema_dir,
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_paths(tmp_path_factory):
+    return samples.materialize(str(tmp_path_factory.mktemp("samples")))
+
+
+@pytest.fixture(scope="module")
+def two_runs(sample_paths, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tfx")
+    first = local_runner.run(tiny_config(root, sample_paths, steps=80))
+    second = local_runner.run(tiny_config(root, sample_paths, steps=0))
+    return root, first, second
+
+
+def test_first_run_is_blessed_and_pushed(two_runs):
+    root, first, _ = two_runs
+    assert first["state"] == "COMPLETE", first.get("error")
+    assert first["blessed"] is True and first["pushed"] is True
+    pushed = first["pushed_model"]
+    assert os.path.isfile(os.path.join(pushed, "model.keras")) and os.path.isdir(os.path.join(pushed, "saved_model"))
+    comps = first["components"]
+    examples = comps["PatchExampleGen"]["outputs"]["examples"]
+    for split in ("train", "eval"):
+        assert os.listdir(os.path.join(examples["uri"], f"Split-{split}"))
+    assert examples["properties"]["pairs"] == examples["properties"]["pairs_train"] + examples["properties"]["pairs_eval"] > 0
+    assert os.path.exists(os.path.join(examples["uri"], "manifest.json"))
+    assert os.listdir(comps["StatisticsGen"]["outputs"]["statistics"]["uri"])
+    assert os.path.exists(os.path.join(comps["ImportSchemaGen"]["outputs"]["schema"]["uri"], "schema.pbtxt"))
+    model_uri = comps["Trainer"]["outputs"]["model"]["uri"]
+    assert os.path.exists(os.path.join(model_uri, "Format-Serving", "model.keras"))
+    ev = comps["SREvaluator"]["outputs"]["evaluation"]["uri"]
+    for f in ("metrics.json", "per_image.csv", "report.html"):
+        assert os.path.exists(os.path.join(ev, f)), f
+    metrics = json.load(open(os.path.join(ev, "metrics.json")))
+    cand = {(r["benchmark"], r["scale"]): r["psnr_y"] for r in metrics["psnr"] if r["model"] == "candidate"}
+    bic = {(r["benchmark"], r["scale"]): r["psnr_y"] for r in metrics["psnr"] if r["model"] == "bicubic"}
+    assert all(cand[k] > bic[k] for k in cand)
+    assert metrics["timing"]["candidate"]["frames"] == 3 and metrics["models"]["candidate"]["parameters"] > 0
+    assert "baseline" not in metrics["models"]  # nothing blessed before run 1
+    html = open(os.path.join(ev, "report.html")).read()
+    assert "BLESSED" in html and "<svg" in html and "data:image/png;base64" in html
+
+
+def test_second_run_is_not_blessed_nor_pushed(two_runs):
+    _, first, second = two_runs
+    assert second["state"] == "COMPLETE", second.get("error")
+    assert second["blessed"] is False and second["pushed"] is False and second["pushed_model"] is None
+    m = second["metrics"]
+    assert "baseline" in m["parameters"]  # run 1's blessed model was resolved as the baseline
+    assert any("does not beat" in r for r in m["reasons"])
+
+
+def test_runs_list_and_show_report_both(two_runs, capsys):
+    root, first, second = two_runs
+    md = os.path.join(str(root), "metadata.sqlite")
+    listed = runs.list_runs(md)
+    assert [r["run_id"] for r in listed] == [first["run_id"], second["run_id"]]
+    assert [(r["blessed"], r["pushed"]) for r in listed] == [(True, True), (False, False)]
+    assert cli.main(["runs", "list", "--metadata", md, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["state"] for r in out] == ["COMPLETE", "COMPLETE"]
+    assert cli.main(["runs", "show", first["run_id"], "--metadata", md]) == 0
+    text = capsys.readouterr().out
+    assert "blessed: True" in text and first["pushed_model"] in text and "SREvaluator" in text
+    assert cli.main(["report", "latest", "--metadata", md]) == 0
+    assert capsys.readouterr().out.strip() == second["report"]
+    assert cli.main(["runs", "show", "no-such-run", "--metadata", md]) == 2
+    assert "no run 'no-such-run'" in capsys.readouterr().err
+
+
+def test_records_that_break_the_schema_stop_before_training(sample_paths, tmp_path):
+    strict = tmp_path / "schema"
+    strict.mkdir()
+    text = open(os.path.join(SCHEMA_DIR, "schema.pbtxt")).read()
+    # claim HR patches are at most 16 px high: the 24 px records now break the contract
+    text = text.replace('name: "hr_height"\n  type: INT\n  value_count {\n    min: 1\n    max: 1\n  }\n  presence {\n    min_fraction: 1.0\n    min_count: 1\n  }\n  int_domain {\n    min: 2\n    max: 8192',
+                        'name: "hr_height"\n  type: INT\n  value_count {\n    min: 1\n    max: 1\n  }\n  presence {\n    min_fraction: 1.0\n    min_count: 1\n  }\n  int_domain {\n    min: 2\n    max: 16')
+    assert "max: 16\n" in text
+    (strict / "schema.pbtxt").write_text(text)
+    result = local_runner.run(tiny_config(tmp_path / "tfx", sample_paths, steps=5, schema_dir=str(strict)))
+    assert result["state"] == "FAILED" and result["failed_components"] == ["ValidationGate"]
+    assert result["components"]["Trainer"]["state"] == "NOT_RUN"
+    assert "hr_height" in result["error"] and "schema" in result["error"]
+    anomalies = result["components"]["ExampleValidator"]["outputs"]["anomalies"]["uri"]
+    assert os.path.isdir(anomalies)
+
+
+def test_vertex_pipeline_compiles_offline(tmp_path):
+    from pipelines.vertex_runner import CloudConfig, compile_pipeline
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(root, "infra", "vertex", "pipeline.json"))
+    cloud = CloudConfig.load(os.path.join(root, "infra", "vertex", "cloud.json"))
+    path = compile_pipeline(cfg, cloud, str(tmp_path / "vertex.json"))
+    spec = json.load(open(path))["pipelineSpec"]
+    executors = spec["deploymentSpec"]["executors"]
+    assert {"PatchExampleGen_executor", "StatisticsGen_executor", "Trainer_executor", "SREvaluator_executor",
+            "Pusher_executor", "ValidationGate_executor"} <= set(executors)
+    trainer = json.dumps(spec["root"]["dag"]["tasks"]["Trainer"]) + json.dumps(executors["Trainer_executor"])
+    assert "NVIDIA_TESLA_A100" in trainer and "a2-highgpu-1g" in trainer and "accelerator_count" in trainer
+    for comp in ("PatchExampleGen", "StatisticsGen"):
+        args = json.dumps(executors[f"{comp}_executor"])
+        assert "--runner=DataflowRunner" in args and "--max_num_workers=50" in args, comp
+    assert "DataflowRunner" not in json.dumps(executors["Trainer_executor"])
