@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -235,6 +236,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+OWN_LOGGERS = ("imagesr", "training", "components", "pipelines")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Our own modules at INFO (DEBUG with -v); TFX/absl/Beam/TensorFlow at WARNING unless -v:
+    their INFO lines (whole component protos per execution) would bury the progress lines."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+    # google-api-core warns at every import, in Beam's worker processes too (inherited).
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:You are using a non-supported Python version:FutureWarning")
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING banners
+        try:
+            import absl.logging
+
+            absl.logging.set_verbosity(absl.logging.WARNING)
+        except ImportError:
+            pass
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     # google-api-core warns on every import that Python 3.10 support is ending (TFX 1.16 needs 3.10).
     warnings.filterwarnings("ignore", message=".*non-supported Python version.*", category=FutureWarning)
@@ -246,10 +269,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return getattr(importlib.import_module(module), func)(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

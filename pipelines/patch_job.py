@@ -169,7 +169,9 @@ def quiet_beam_logs() -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from imagesr.cli import configure_logging
+
+    configure_logging(verbose="-v" in (argv or []))
     quiet_beam_logs()
     try:
         manifest = run(argv)

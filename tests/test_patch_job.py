@@ -160,6 +160,35 @@ def test_bad_inputs_are_dead_lettered_and_counted(tmp_path):
     assert c["pairs"] == sum(s["pairs"] for s in manifest["inputs"]) == len(read_split(out, "train")) + len(read_split(out, "eval"))
 
 
+def test_div2k_layout_with_official_lr(tmp_path):
+    """DIV2K_*_HR images are sources; their LR_bicubic/X{s} files are used with --official-lr, never sources."""
+    hr_dir = tmp_path / "DIV2K" / "DIV2K_train_HR"
+    lr_dir = tmp_path / "DIV2K" / "DIV2K_train_LR_bicubic" / "X2"
+    hr_dir.mkdir(parents=True)
+    lr_dir.mkdir(parents=True)
+    official = {}
+    for i in (1, 2):
+        hr = smooth_image(48, 72, seed=i)
+        write_png(hr_dir / f"{i:04d}.png", hr)
+        lr = np.clip(downscale(hr, 2).astype(int) + 7, 0, 255).astype(np.uint8)  # marked: differs from our bicubic
+        write_png(lr_dir / f"{i:04d}x2.png", lr)
+        official[f"{i:04d}.png"] = lr
+    out = str(tmp_path / "out")
+    manifest = patch_job.run(["--input", str(tmp_path / "DIV2K"), "--output", out, "--scales", "2", "--official-lr",
+                              "--eval-fraction", "0", *FAST])
+    assert manifest["counts"]["sources"]["total"] == 2  # the LR files are not sources
+    recs = [decode_pair(r) for r in read_split(out, "train")]
+    assert recs and all(p.dataset == "DIV2K_train_HR" for p in recs)
+    for p in recs:
+        lr = official[p.source.split("/")[-1]]
+        np.testing.assert_array_equal(p.lr, lr[p.y // 2 : p.y // 2 + 12, p.x // 2 : p.x // 2 + 12])
+    plain = patch_job.run(["--input", str(tmp_path / "DIV2K"), "--output", str(tmp_path / "out2"), "--scales", "2",
+                           "--eval-fraction", "0", *FAST])
+    assert plain["counts"]["sources"]["total"] == 2
+    p0 = decode_pair(read_split(str(tmp_path / "out2"), "train")[0])
+    assert not np.array_equal(p0.lr, official[p0.source.split("/")[-1]][p0.y // 2 : p0.y // 2 + 12, p0.x // 2 : p0.x // 2 + 12])
+
+
 def test_nothing_valid_fails_and_leaves_nothing(tmp_path):
     d = tmp_path / "bad"
     d.mkdir()

@@ -102,6 +102,21 @@ def test_runs_list_and_show_report_both(two_runs, capsys):
     assert "no run 'no-such-run'" in capsys.readouterr().err
 
 
+def test_retrain_warm_starts_from_the_latest_pushed_model(two_runs, sample_paths, tmp_path, capsys):
+    root, first, _ = two_runs
+    cfg = tiny_config(root, sample_paths, steps=10).to_json()
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    rc = cli.main(["retrain", "--config", str(path)])
+    out = capsys.readouterr().out
+    assert f"warm start from {first['pushed_model']}" in out
+    latest = runs.show(os.path.join(str(root), "metadata.sqlite"), "latest")
+    assert latest["state"] == "COMPLETE" and rc == 0
+    run_dir = latest["components"]["Trainer"]["outputs"]["model_run"]["uri"]
+    summary = json.load(open(os.path.join(run_dir, "train_summary.json")))
+    assert summary["config"]["warm_start"] == first["pushed_model"]
+
+
 def test_records_that_break_the_schema_stop_before_training(sample_paths, tmp_path):
     strict = tmp_path / "schema"
     strict.mkdir()
