@@ -43,11 +43,7 @@ def export_model(model, out_dir: str) -> dict:
     clean.save(tmp)
     os.replace(tmp, keras_path)
     out = {"keras": keras_path}
-    try:
-        import tensorflow as tf  # noqa: F401
-    except ImportError:
-        return out  # GPU machine: JAX only; the .keras file is the artifact
-    if keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow":  # the SavedModel needs TF; JAX runs export .keras only
         out["saved_model"] = export_saved_model(model, os.path.join(out_dir, SAVED_MODEL_DIR))
     return out
 
@@ -152,9 +148,10 @@ class FrameUpscaler:
             if keras.backend.backend() == "tensorflow":
                 import tensorflow as tf
 
-                # One trace for every frame size (benchmarks mix sizes; predict_on_batch
-                # would retrace per shape).
-                self._fn = tf.function(lambda t: self.model(t, training=False), reduce_retracing=True)
+                # One trace for every batch and frame size (benchmarks mix sizes;
+                # predict_on_batch would retrace per shape).
+                self._fn = tf.function(lambda t: self.model(t, training=False),
+                                       input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
             else:
                 self._fn = self.model.predict_on_batch  # JAX: jit per frame size (video: one size)
         y = np.asarray(self._fn(x.astype(np.float32)), dtype=np.float32)

@@ -1,0 +1,59 @@
+"""The GPU route without TensorFlow: Keras 3 on JAX trains from the patch records through the
+TF-free reader and exports a .keras file, in a process where TensorFlow cannot be imported
+(as on the GPU machine); the file then loads under TensorFlow with the same outputs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax")
+
+from test_training import make_dataset  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    from training.data import find_record_files
+    from training.serving import load_upscaler
+    from training.trainer import TrainConfig, train
+    data, out = sys.argv[1], sys.argv[2]
+    res = {}
+    for model, args in (("vdsr", {"depth": 4, "width": 16}), ("subpixel", {"width": 16, "blocks": 1})):
+        cfg = TrainConfig(model=model, scales=(2,), batch_size=16, steps=40, learning_rate=1e-3,
+                          model_args=args, log_every=20, shuffle_buffer=128)
+        s = train(cfg, find_record_files(data, "train"), find_record_files(data, "eval"), f"{out}/{model}")
+        frames = np.random.default_rng(0).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
+        np.save(f"{out}/{model}/frames_out.npy", load_upscaler(f"{out}/{model}")(frames, (40, 56)))
+        res[model] = {"backend": s["backend"], "exported": sorted(s["exported"]), "losses": s["loss_log"]}
+    res["tensorflow_loaded"] = "tensorflow" in sys.modules
+    print("RESULT " + json.dumps(res))
+""")
+
+
+def test_train_and_export_on_jax_without_tensorflow(tmp_path):
+    data = make_dataset(str(tmp_path / "data"), n_images=2)
+    blocker = tmp_path / "no_tf" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('no TensorFlow on this machine (the GPU machine has none)')\n")
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=os.pathsep.join([str(tmp_path / "no_tf"), ROOT]))
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, data, str(tmp_path / "out")], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert res["tensorflow_loaded"] is False
+    for model in ("vdsr", "subpixel"):
+        assert res[model]["backend"] == "jax" and res[model]["exported"] == ["keras"]
+        # the .keras file trained on JAX loads on TensorFlow and computes the same frames
+        from training.serving import load_upscaler
+
+        frames = np.random.default_rng(0).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
+        tf_out = load_upscaler(str(tmp_path / "out" / model))(frames, (40, 56))
+        jax_out = np.load(tmp_path / "out" / model / "frames_out.npy")
+        assert np.abs(tf_out.astype(int) - jax_out).max() <= 1, model
