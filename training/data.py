@@ -165,6 +165,38 @@ def numpy_batches(files: Sequence[str], kind: str, batch_size: int, scales=None,
         epoch += 1
 
 
+def load_arrays(files: Sequence[str], kind: str, scales=None, crop=None) -> Tuple[np.ndarray, np.ndarray]:
+    """All (input, target) pairs of ``files`` as two uint8 arrays (N, H, W, 3), through the same
+    per-record function as the readers. For GPU training, where a Python reader per batch
+    would starve the accelerator: 150k pairs of 48 px patches take about 2 GB."""
+    xs, ys = [], []
+    for x, y in iter_examples(files, kind, scales, crop):
+        xs.append(x.astype(np.uint8))
+        ys.append(y.astype(np.uint8))
+    if not xs:
+        raise DatasetError(f"no records of scale {scales} in {list(files)[:3]}")
+    return np.stack(xs), np.stack(ys)
+
+
+def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int = 0,
+                  dihedral: bool = True) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    """Endless random batches (float32) from in-memory arrays, with a random flip/rotation
+    per batch (the eight symmetries of the square keep LR/HR aligned)."""
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    if n < batch_size:
+        raise DatasetError(f"{n} examples, fewer than one batch of {batch_size}")
+    while True:
+        idx = rng.integers(0, n, batch_size)
+        bx, by = x[idx], y[idx]
+        if dihedral:
+            k = int(rng.integers(8))
+            if k >= 4:
+                bx, by = bx[:, :, ::-1], by[:, :, ::-1]
+            bx, by = np.rot90(bx, k % 4, axes=(1, 2)), np.rot90(by, k % 4, axes=(1, 2))
+        yield np.ascontiguousarray(bx, np.float32), np.ascontiguousarray(by, np.float32)
+
+
 # --------------------------------------------------------------------------- tf.data
 
 

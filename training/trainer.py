@@ -46,6 +46,8 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     warm_start: Optional[str] = None  # a .keras file or serving dir to initialise from
+    in_memory: bool = False  # load all records into arrays first (GPU: keeps the device fed)
+    time_budget_s: Optional[float] = None  # stop early when training has run this long
 
     def __post_init__(self):
         from training.models import MODELS
@@ -119,10 +121,31 @@ class _Progress:
         self.callback = CB()
 
 
+def _TimeBudget(seconds: float):
+    """A callback that stops training once ``seconds`` of training have passed."""
+    import keras
+
+    class CB(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.perf_counter() - self.t0 > seconds:
+                self.model.stop_training = True
+
+    return CB()
+
+
 def _data(config: TrainConfig, files: Sequence[str], repeat: bool, shuffle: bool, seed: int):
     from training.data import numpy_batches, tf_dataset
 
     kind = config.model
+    if config.in_memory:
+        from training.data import array_batches, load_arrays
+
+        x, y = load_arrays(files, kind, config.scales, config.crop)
+        log.info("loaded %d training pairs into memory (%.1f GB)", len(x), (x.nbytes + y.nbytes) / 1e9)
+        return array_batches(x, y, config.batch_size, seed)
     args = dict(kind=kind, batch_size=config.batch_size, scales=config.scales, crop=config.crop,
                 shuffle_buffer=config.shuffle_buffer if shuffle else 0, repeat=repeat, seed=seed)
     if _backend() == "tensorflow":
@@ -179,12 +202,16 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), loss=LOSSES[config.loss], jit_compile="auto")
     progress = _Progress(steps, max(1, config.log_every))
     callbacks = [progress.callback]
+    if config.time_budget_s:
+        callbacks.append(_TimeBudget(config.time_budget_s))
     if _backend() == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(out_dir, "logs"), update_freq=max(1, config.log_every)))
     t0 = time.perf_counter()
     if steps > 0:
         data = _data(config, train_files, repeat=True, shuffle=True, seed=config.seed)
+        t0 = time.perf_counter()  # training time, not data loading
         model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
+        steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # fewer if the time budget hit
     train_seconds = time.perf_counter() - t0
     summary = {
         "config": asdict(config),
