@@ -123,9 +123,6 @@ PASSTHROUGH = {"patches": ("pipelines.patch_job", "main")}
 
 
 def _cmd_upscale(args) -> int:
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter hides the progress line
     from imagesr.upscale import upscale
 
     result = upscale(args.input, args.output, model=args.model, size=args.size, scale=args.scale,
@@ -249,7 +246,7 @@ def configure_logging(verbose: bool = False) -> None:
     # google-api-core warns at every import, in Beam's worker processes too (inherited).
     os.environ.setdefault("PYTHONWARNINGS", "ignore:You are using a non-supported Python version:FutureWarning")
     if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING banners
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (cuDNN/cuFFT "errors")
         try:
             import absl.logging
 
