@@ -23,7 +23,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -355,52 +355,124 @@ def iter_frames(source: str, stride: int = 1, limit: Optional[int] = None) -> It
 
 
 def write_image(path: str, image: np.ndarray) -> None:
-    """Write an RGB uint8 image atomically (temporary name, then rename)."""
-    tmp = f"{path}.partial{os.path.splitext(path)[1]}"
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp)
-    os.replace(tmp, path)
-
-
-def encode_video(
-    path: str,
-    frames: Sequence[np.ndarray],
-    fps: float = 25.0,
-    codec: str = "libx264",
-    pix_fmt: str = "yuv420p",
-    crf: int = 18,
-) -> None:
-    """Encode RGB uint8 frames to a video file through an ffmpeg pipe (atomic rename)."""
-    import ffmpeg as ffmpeg_python
-
-    frames = list(frames)
-    if not frames:
-        raise ValueError("no frames to encode")
-    h, w = frames[0].shape[:2]
-    tmp = f"{path}.partial{os.path.splitext(path)[1]}"
-    out_kwargs = {"vcodec": codec, "pix_fmt": pix_fmt, "r": fps}
-    if codec in ("libx264", "libx265"):
-        out_kwargs["crf"] = crf
-    args = (
-        ffmpeg_python.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", r=fps)
-        .output(tmp, **out_kwargs)
-        .overwrite_output()
-        .global_args("-nostdin", "-loglevel", "error")
-        .compile(cmd=ffmpeg_binary())
-    )
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    """Write an RGB uint8 image atomically (temporary name, then rename; removed on failure)."""
+    tmp = partial_path(path)
     try:
-        for f in frames:
-            if f.shape[:2] != (h, w):
-                raise ValueError(f"frame size {f.shape[:2]} differs from the first frame's {(h, w)}")
-            proc.stdin.write(np.ascontiguousarray(f, dtype=np.uint8).tobytes())
-        proc.stdin.close()
-        stderr = proc.stderr.read()
-        if proc.wait() != 0:
-            raise MediaError(path, f"ffmpeg could not encode: {_stderr_tail(stderr)}")
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp)
     except BaseException:
-        proc.kill()
-        proc.wait()
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     os.replace(tmp, path)
+
+
+def partial_path(path: str) -> str:
+    """The temporary name beside ``path`` while it is written: ``NAME.partial.EXT`` (files),
+    ``NAME.partial`` (folders). Renamed to ``path`` only when complete."""
+    root, ext = os.path.splitext(path)
+    return f"{root}.partial{ext}" if ext else f"{path}.partial"
+
+
+def _audio_copy_works(src: str, ext: str) -> bool:
+    """Whether ffmpeg can copy ``src``'s audio streams into a ``ext`` container as they are."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="imagesr-audio-") as d:
+        cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", src, "-map", "0:a", "-c:a", "copy",
+               "-t", "0.5", os.path.join(d, "probe" + ext)]
+        return subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+class VideoWriter:
+    """Stream RGB uint8 frames into a video through an ffmpeg pipe (H.264 by default).
+
+    Written under :func:`partial_path` and renamed by :meth:`close` only when ffmpeg succeeded;
+    :meth:`abort` (or leaving the ``with`` block by an exception) removes it, so a failed or
+    interrupted run never leaves a file that looks finished. ``audio_from`` maps that file's
+    audio into the output: copied when the container takes it as it is, else AAC. Odd frame
+    sides are encoded 4:4:4 (4:2:0 needs even sides), keeping the exact size.
+    """
+
+    def __init__(self, path: str, size: Tuple[int, int], fps, audio_from: Optional[str] = None,
+                 codec: str = "libx264", crf: int = 18, preset: str = "veryfast", pix_fmt: Optional[str] = None):
+        import tempfile
+
+        self.path, self.tmp = path, partial_path(path)
+        self.size = (int(size[0]), int(size[1]))
+        h, w = self.size
+        self.pix_fmt = pix_fmt or ("yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p")
+        self.notes = [] if self.pix_fmt == "yuv420p" or pix_fmt else [f"odd size {w}x{h}: encoded as 4:4:4"]
+        cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(fps), "-i", "pipe:0"]
+        self.audio = None
+        if audio_from:
+            copy = _audio_copy_works(audio_from, os.path.splitext(path)[1])
+            self.audio = "copied" if copy else "re-encoded as AAC"
+            cmd += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a"]
+            cmd += ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", "192k"]
+        cmd += ["-c:v", codec]
+        if codec in ("libx264", "libx265"):
+            cmd += ["-preset", preset, "-crf", str(crf)]
+        cmd += ["-pix_fmt", self.pix_fmt, self.tmp]
+        self._log = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._log)
+        except OSError as e:
+            raise MediaError(path, f"cannot start ffmpeg: {e}") from None
+        self.frames = 0
+
+    def _failure(self) -> MediaError:
+        self.proc.wait()
+        self._log.seek(0)
+        return MediaError(self.path, f"ffmpeg could not encode: {_stderr_tail(self._log.read())}")
+
+    def write(self, frames) -> None:
+        """Append frames (an HxWx3 frame, an NxHxWx3 batch or any iterable of frames)."""
+        frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 3 else frames
+        for f in frames:
+            if f.shape[:2] != self.size:
+                raise ValueError(f"frame size {f.shape[:2]} differs from the video's {self.size}")
+            try:
+                self.proc.stdin.write(np.ascontiguousarray(f, dtype=np.uint8).data)
+            except (BrokenPipeError, ValueError, OSError):
+                raise self._failure() from None
+            self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file and rename it into place (raises MediaError if ffmpeg failed)."""
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        if self.proc.wait() != 0:
+            err = self._failure()
+            self.abort()
+            raise err
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def encode_video(path: str, frames: Sequence[np.ndarray], fps: float = 25.0, codec: str = "libx264",
+                 pix_fmt: str = "yuv420p", crf: int = 18) -> None:
+    """Encode RGB uint8 frames to a video file (atomic: see :class:`VideoWriter`)."""
+    frames = list(frames)
+    if not frames:
+        raise ValueError("no frames to encode")
+    with VideoWriter(path, frames[0].shape[:2], fps, codec=codec, crf=crf, pix_fmt=pix_fmt) as w:
+        w.write(frames)

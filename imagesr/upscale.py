@@ -28,9 +28,7 @@ import os
 import queue
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,13 +42,13 @@ from imagesr.media import (
     VIDEO_EXTENSIONS,
     MediaError,
     VideoInfo,
-    _stderr_tail,
+    VideoWriter,
     decode_image,
-    ffmpeg_binary,
     is_image_path,
     iter_folder_frames,
     iter_video_frames,
     list_frames,
+    partial_path,
     probe_video,
     write_image,
 )
@@ -159,12 +157,6 @@ def output_kind(path: str) -> str:
                        "or a folder)")
 
 
-def partial_path(path: str) -> str:
-    """The temporary name beside ``path``: ``NAME.partial.EXT`` (files), ``NAME.partial`` (folders)."""
-    root, ext = os.path.splitext(path)
-    return f"{root}.partial{ext}" if ext else f"{path}.partial"
-
-
 def _check_output(output: str, source: Source) -> Tuple[str, str]:
     """(absolute output path, kind) after checking it can be written and is not the input."""
     kind = output_kind(output)
@@ -216,61 +208,25 @@ class _Sink:
             raise UpscaleError(f"cannot write {self.path}: {e.strerror or e}") from None
 
 
-def _audio_copy_works(src: str, ext: str) -> bool:
-    """Whether ffmpeg can copy ``src``'s audio streams into a ``ext`` container as they are."""
-    with tempfile.TemporaryDirectory(prefix="imagesr-audio-") as d:
-        cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", src, "-map", "0:a", "-c:a", "copy",
-               "-t", "0.5", os.path.join(d, "probe" + ext)]
-        return subprocess.run(cmd, capture_output=True).returncode == 0
-
-
 class VideoSink(_Sink):
-    """An ffmpeg pipe writing H.264 (libx264) at the input's frame rate, audio mapped from ``audio_from``."""
+    """H.264 at the input's frame rate through :class:`imagesr.media.VideoWriter` (audio mapped
+    from ``audio_from``; atomic)."""
 
     def __init__(self, path: str, size: Size, fps: Fraction, audio_from: Optional[str] = None):
         super().__init__(path)
         self._touch()
-        h, w = size
-        # 4:2:0 needs even sides; an odd size keeps its exact size in 4:4:4 instead.
-        pix_fmt = "yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p"
-        self.notes = [] if pix_fmt == "yuv420p" else [f"odd size {w}x{h}: encoded as 4:4:4"]
-        cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(fps), "-i", "pipe:0"]
-        self.audio = None
-        if audio_from:
-            copy = _audio_copy_works(audio_from, os.path.splitext(path)[1])
-            self.audio = "copied" if copy else "re-encoded as AAC"
-            cmd += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a"]
-            cmd += ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", "192k"]
-        cmd += ["-c:v", "libx264", "-preset", VIDEO_PRESET, "-crf", str(VIDEO_CRF), "-pix_fmt", pix_fmt, self.tmp]
-        self._log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._log)
-
-    def _failure(self) -> MediaError:
-        self.proc.wait()
-        self._log.seek(0)
-        return MediaError(self.path, f"ffmpeg could not encode: {_stderr_tail(self._log.read())}")
+        os.remove(self.tmp)
+        self.writer = VideoWriter(path, size, fps, audio_from=audio_from, crf=VIDEO_CRF, preset=VIDEO_PRESET)
+        self.notes, self.audio = self.writer.notes, self.writer.audio
 
     def write(self, frames: np.ndarray) -> None:
-        try:
-            for f in frames:
-                self.proc.stdin.write(np.ascontiguousarray(f).data)
-        except (BrokenPipeError, ValueError, OSError):
-            raise self._failure() from None
+        self.writer.write(frames)
 
     def commit(self) -> None:
-        try:
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        if self.proc.wait() != 0:
-            raise self._failure()
-        os.replace(self.tmp, self.path)
+        self.writer.close()
 
     def abort(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+        self.writer.abort()
         super().abort()
 
 
@@ -306,7 +262,7 @@ class ImageSink(_Sink):
 
     def __init__(self, path: str, source: str):
         super().__init__(path)
-        self.tmp = f"{path}.partial{os.path.splitext(path)[1]}"  # write_image's own temporary name
+        # self.tmp (partial_path) is also write_image's own temporary name
         self._touch()
         os.remove(self.tmp)
         self.source = source
