@@ -25,7 +25,6 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 from collections import defaultdict
 from typing import Dict, List, Optional
 
@@ -65,15 +64,17 @@ def build_pipeline(p: beam.Pipeline, sources: List[Dict], patch_options: PatchOp
     return out
 
 
-class ProgressLine:
-    """Local runs: a line of sources done, pairs written, rate and ETA from the workers' marker files."""
+class MarkerProgress:
+    """Local runs: sources done, pairs written and their rate, read from the workers' marker
+    files by a background thread, shown with imagesr.progress.ProgressLine."""
 
     def __init__(self, folder: str, total_sources: int, stream=sys.stderr):
-        self.folder, self.total, self.stream = folder, total_sources, stream
+        from imagesr.progress import ProgressLine
+
+        self.folder = folder
+        self.line = ProgressLine("patches", total_sources, "sources", stream, tty_interval=1.0, log_interval=10.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._t0 = time.perf_counter()
-        self._tty = stream.isatty()
 
     def __enter__(self):
         self._thread.start()
@@ -82,7 +83,7 @@ class ProgressLine:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self._print(final=True)
+        self._show(final=True)
 
     def _read(self):
         done = pairs = failed = 0
@@ -99,22 +100,14 @@ class ProgressLine:
             failed += d["status"] != "ok"
         return done, pairs, failed
 
-    def _print(self, final=False):
+    def _show(self, final=False):
         done, pairs, failed = self._read()
-        dt = time.perf_counter() - self._t0
-        rate = pairs / dt if dt > 0 else 0.0
-        eta = (dt / done * (self.total - done)) if done else float("nan")
-        eta_s = "--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}"
-        line = (f"[patches] sources {done}/{self.total} ({failed} failed)  pairs {pairs:,}  "
-                f"{rate:,.0f} pairs/s  elapsed {dt:.0f}s  ETA {eta_s}")
-        end = "\n" if final or not self._tty else ""
-        self.stream.write(("\r" if self._tty else "") + line + end)
-        self.stream.flush()
+        rate = pairs / self.line.elapsed()
+        self.line.update(done, f"({failed} failed)  pairs {pairs:,}  {rate:,.0f} pairs/s", final=final, force=True)
 
     def _loop(self):
-        interval = 1.0 if self._tty else 10.0
-        while not self._stop.wait(interval):
-            self._print()
+        while not self._stop.wait(self.line.interval):
+            self._show()
 
 
 def read_statuses(staging: str) -> List[Dict]:
@@ -215,7 +208,7 @@ def produce_dataset(
     try:
         build_pipeline(pipeline, sources, patch_options, staging, frame_stride, max_frames, progress_dir)
         if progress_dir:
-            with ProgressLine(progress_dir, len(sources)):
+            with MarkerProgress(progress_dir, len(sources)):
                 pipeline.run().wait_until_finish()
         else:
             pipeline.run().wait_until_finish()

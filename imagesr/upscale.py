@@ -52,6 +52,7 @@ from imagesr.media import (
     probe_video,
     write_image,
 )
+from imagesr.progress import ProgressLine
 from imagesr.resize import imresize, output_size
 
 DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "subpixel_x1.5")
@@ -397,37 +398,6 @@ def load_model(model: Optional[str]):
 # --------------------------------------------------------------------------- the pipeline
 
 
-class _Progress:
-    """``[upscale] 120/280 frames  24.3 fps  ETA 0:07`` on stderr (in place on a terminal)."""
-
-    def __init__(self, stream, total: Optional[int]):
-        self.stream, self.total = stream, total
-        self.tty = bool(stream) and hasattr(stream, "isatty") and stream.isatty()
-        self.t0 = time.perf_counter()
-        self.last = 0.0
-        self.shown = False
-
-    def update(self, done: int, final: bool = False) -> None:
-        if not self.stream:
-            return
-        now = time.perf_counter()
-        if not final and (now - self.last < (0.5 if self.tty else 5.0) or (self.total and done >= self.total)):
-            return  # (the last frames are reported by the final line)
-        self.last = now
-        elapsed = max(now - self.t0, 1e-9)
-        fps = done / elapsed
-        line = f"[upscale] {done}" + (f"/{self.total}" if self.total else "") + f" frames  {fps:.1f} fps"
-        if self.total and fps > 0 and not final:
-            eta = max(self.total - done, 0) / fps
-            line += f"  ETA {int(eta // 60)}:{int(eta % 60):02d}"
-        if self.tty:
-            self.stream.write("\r" + line.ljust(60) + ("\n" if final else ""))
-        elif not final or self.shown:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-        self.shown = True
-
-
 @dataclass
 class UpscaleResult:
     output: str
@@ -591,7 +561,7 @@ def upscale(
                 progress.write(f"[upscale] note: {n}\n")
         encoder = _Encoder(sink, stop)
         encoder.start()
-        meter = _Progress(progress, source.total)
+        meter = ProgressLine("upscale", source.total, "frames", progress)
         t0 = time.perf_counter()
         done, pending, item = 0, [first], None
         while item is not _END:

@@ -83,7 +83,7 @@ def _y_psnr_batch(pred: np.ndarray, target: np.ndarray) -> float:
 
 
 class _Progress:
-    """A progress line every ``every`` steps: step, loss, steps/s, ETA (stderr).
+    """A progress line every ``every`` steps: steps, steps/s, ETA, loss (stderr).
 
     Keras reports the running mean of the loss since the epoch began (one epoch here); the
     line shows the mean over the last ``every`` steps instead, recovered from that running
@@ -93,15 +93,18 @@ class _Progress:
     def __init__(self, total: int, every: int, stream=sys.stderr):
         import keras
 
+        from imagesr.progress import ProgressLine
+
+        line = ProgressLine("train", total, "steps", stream)
+
         class CB(keras.callbacks.Callback):
             def __init__(cb):
                 super().__init__()
-                cb.t0 = None
                 cb.losses: List = []  # (step, mean loss over the window)
                 cb.prev = (0, 0.0)  # (step, running mean) at the last line
 
             def on_train_begin(cb, logs=None):
-                cb.t0 = time.perf_counter()
+                line.t0 = time.perf_counter()
 
             def on_train_batch_end(cb, batch, logs=None):
                 step = batch + 1
@@ -111,12 +114,7 @@ class _Progress:
                     window = (step * mean - p_step * p_mean) / max(step - p_step, 1)
                     cb.prev = (step, mean)
                     cb.losses.append((step, window))
-                    dt = time.perf_counter() - cb.t0
-                    rate = step / dt if dt > 0 else 0.0
-                    eta = (total - step) / rate if rate > 0 else float("nan")
-                    eta_s = "--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}"
-                    stream.write(f"[train] step {step}/{total}  loss {window:.5f}  {rate:.1f} steps/s  ETA {eta_s}\n")
-                    stream.flush()
+                    line.update(step, extra=f"loss {window:.5f}", force=True)
 
         self.callback = CB()
 
