@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import threading
 from collections import defaultdict
@@ -68,11 +67,11 @@ class MarkerProgress:
     """Local runs: sources done, pairs written and their rate, read from the workers' marker
     files by a background thread, shown with imagesr.progress.ProgressLine."""
 
-    def __init__(self, folder: str, total_sources: int, stream=sys.stderr):
+    def __init__(self, folder: str, total_sources: int):
         from imagesr.progress import ProgressLine
 
         self.folder = folder
-        self.line = ProgressLine("patches", total_sources, "sources", stream, tty_interval=1.0, log_interval=10.0)
+        self.line = ProgressLine("patches", total_sources, "sources", tty_interval=1.0, log_interval=10.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 

@@ -10,9 +10,15 @@ import time
 from typing import Optional, TextIO
 
 
+STDERR = "stderr"  # the default stream: sys.stderr as it is when the line is made (tests swap it)
+
+
 class ProgressLine:
-    def __init__(self, label: str, total: Optional[int] = None, unit: str = "", stream: Optional[TextIO] = sys.stderr,
+    """``stream=None`` shows nothing (quiet runs)."""
+
+    def __init__(self, label: str, total: Optional[int] = None, unit: str = "", stream: Optional[TextIO] = STDERR,
                  tty_interval: float = 0.5, log_interval: float = 5.0):
+        stream = sys.stderr if stream is STDERR else stream
         self.label, self.total, self.unit, self.stream = label, total, unit, stream
         self.tty = bool(stream) and hasattr(stream, "isatty") and stream.isatty()
         self.interval = tty_interval if self.tty else log_interval

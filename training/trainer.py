@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -90,12 +89,12 @@ class _Progress:
     mean, so a late improvement is visible.
     """
 
-    def __init__(self, total: int, every: int, stream=sys.stderr):
+    def __init__(self, total: int, every: int):
         import keras
 
         from imagesr.progress import ProgressLine
 
-        line = ProgressLine("train", total, "steps", stream)
+        line = ProgressLine("train", total, "steps")
 
         class CB(keras.callbacks.Callback):
             def __init__(cb):
