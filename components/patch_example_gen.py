@@ -15,6 +15,8 @@ import logging
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from tfx import v1 as tfx
+from tfx.components.util import examples_utils
+from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.patch_dataset import SPLITS, produce_dataset
@@ -72,6 +74,7 @@ def PatchExampleGen(
         frame_stride=job["frame_stride"], max_frames=job["max_frames"], overwrite=True,
     )
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+    examples_utils.set_payload_format(examples, example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
     c = manifest["counts"]
     examples.set_int_custom_property("pairs", c["pairs"])
     for split in SPLITS:

@@ -237,12 +237,13 @@ OWN_LOGGERS = ("imagesr", "training", "components", "pipelines")
 
 
 def configure_logging(verbose: bool = False) -> None:
-    """Our own modules at INFO (DEBUG with -v); TFX/absl/Beam/TensorFlow at WARNING unless -v:
+    """Our own modules at INFO (DEBUG with -v); TFX/absl/Beam/TensorFlow quieter unless -v:
     their INFO lines (whole component protos per execution) would bury the progress lines."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
+    warnings.filterwarnings("ignore", message=".*google-cloud-storage < 3.0.0.*", category=FutureWarning)
     # google-api-core warns at every import, in Beam's worker processes too (inherited).
     os.environ.setdefault("PYTHONWARNINGS", "ignore:You are using a non-supported Python version:FutureWarning")
     if not verbose:
@@ -250,7 +251,8 @@ def configure_logging(verbose: bool = False) -> None:
         try:
             import absl.logging
 
-            absl.logging.set_verbosity(absl.logging.WARNING)
+            # TFX's LocalDagRunner warns on every resolver query ("property_predicate is not supported")
+            absl.logging.set_verbosity(absl.logging.ERROR)
         except ImportError:
             pass
 
