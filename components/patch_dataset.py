@@ -186,6 +186,21 @@ def finalize(output: str, staging: str, statuses: List[Dict], manifest_base: Dic
     return manifest
 
 
+def beam_counters(result) -> Optional[Dict[str, int]]:
+    """The job's Beam counters (namespace imagesr) as {name: committed value}; None if the
+    runner reports no metrics."""
+    try:
+        counters = result.metrics().query()["counters"]
+    except Exception:  # noqa: BLE001 - some runners do not support metrics queries
+        return None
+    out: Dict[str, int] = {}
+    for c in counters:
+        if c.key.metric.namespace == "imagesr":
+            value = c.committed if c.committed is not None else c.attempted
+            out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(value or 0)
+    return dict(sorted(out.items()))
+
+
 def produce_dataset(
     pipeline: beam.Pipeline,
     sources: List[Dict],
@@ -208,9 +223,11 @@ def produce_dataset(
         build_pipeline(pipeline, sources, patch_options, staging, frame_stride, max_frames, progress_dir)
         if progress_dir:
             with MarkerProgress(progress_dir, len(sources)):
-                pipeline.run().wait_until_finish()
+                result = pipeline.run()
+                result.wait_until_finish()
         else:
-            pipeline.run().wait_until_finish()
+            result = pipeline.run()
+            result.wait_until_finish()
         statuses = read_statuses(staging)
         if len(statuses) != len(sources):
             raise PatchDatasetError(f"internal: {len(sources)} sources but {len(statuses)} statuses")
@@ -218,6 +235,7 @@ def produce_dataset(
             reasons = "; ".join(f"{st['source']}: {st['reason']}" for st in statuses[:10])
             more = f" (and {len(statuses) - 10} more)" if len(statuses) > 10 else ""
             raise PatchDatasetError(f"no valid input: all {len(statuses)} inputs failed: {reasons}{more}")
+        manifest_base = dict(manifest_base, beam_counters=beam_counters(result))
         return finalize(output, staging, statuses, manifest_base, overwrite)
     except BaseException:
         delete_tree(staging)

@@ -71,6 +71,11 @@ def test_outputs_manifest_and_counts(run_a):
     for (ds, s), n in by.items():
         assert sum(per[ds][sp].get(str(int(s)), 0) for sp in per[ds]) == n
     assert patch_job.count_records(out)["match"] is True
+    # the Beam counters say the same
+    counters = manifest["beam_counters"]
+    assert counters["sources_ok"] == c["sources"]["ok"] and counters.get("sources_failed", 0) == c["sources"]["failed"]
+    assert counters["pairs_train"] == len(train) and counters["pairs_eval"] == len(evl)
+    assert counters["frames"] == c["frames"]
     # frame stride 2: frames 0, 2, 4 of the sequence, 0, 2, ..., 8 of the video
     frames = {st["source"]: st["frames"] for st in manifest["inputs"]}
     clip = next(k for k in frames if k.endswith("clip.mp4"))
