@@ -57,3 +57,31 @@ def test_train_and_export_on_jax_without_tensorflow(tmp_path):
         tf_out = load_upscaler(str(tmp_path / "out" / model))(frames, (40, 56))
         jax_out = np.load(tmp_path / "out" / model / "frames_out.npy")
         assert np.abs(tf_out.astype(int) - jax_out).max() <= 1, model
+
+
+def test_upscale_command_on_jax_without_tensorflow(tmp_path):
+    """`imagesr upscale` with the JAX backend (the GPU machine's), TensorFlow not importable:
+    the same frames as the TensorFlow backend gives for the shipped model."""
+    from conftest import make_video
+    from imagesr.media import decode_image, list_frames
+    from imagesr.upscale import DEFAULT_MODEL
+
+    if not os.path.isfile(os.path.join(DEFAULT_MODEL, "model.keras")):
+        pytest.skip(f"the shipped model is not installed: {DEFAULT_MODEL}")
+    clip = make_video(tmp_path / "clip.mp4", frames=3, size=(36, 64))
+    blocker = tmp_path / "no_tf" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('no TensorFlow on this machine')\n")
+    outs = {}
+    for backend in ("jax", "tensorflow"):
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        if backend == "jax":
+            env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "no_tf"), ROOT])
+        out = tmp_path / f"out_{backend}"
+        proc = subprocess.run([sys.executable, "-m", "imagesr.cli", "upscale", clip, "-o", str(out)], env=env,
+                              cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert "upscaled 3 frames" in proc.stdout
+        outs[backend] = np.stack([decode_image(f) for f in list_frames(str(out))])
+    assert outs["jax"].shape == (3, 54, 96, 3)
+    assert np.abs(outs["jax"].astype(int) - outs["tensorflow"]).max() <= 1
