@@ -48,14 +48,22 @@ def load_config(path: Optional[str] = None, **overrides) -> PipelineConfig:
     """PipelineConfig from a JSON or YAML file (unknown keys are an error), then overrides."""
     data: Dict = {}
     if path:
-        with open(path) as f:
-            text = f.read()
-        if path.endswith((".yaml", ".yml")):
-            import yaml
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise ValueError(f"pipeline config {path}: {e.strerror or e}") from None
+        try:
+            if path.endswith((".yaml", ".yml")):
+                import yaml
 
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
+                data = yaml.safe_load(text) or {}
+            else:
+                data = json.loads(text)
+        except Exception as e:  # noqa: BLE001 - JSON and YAML parse errors alike
+            raise ValueError(f"pipeline config {path} does not parse: {e}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"pipeline config {path} must be a mapping of settings, got {type(data).__name__}")
     data.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(data) - set(PipelineConfig.__dataclass_fields__)
     if unknown:

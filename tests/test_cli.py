@@ -52,3 +52,20 @@ def test_bench_bad_inputs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["bench", "bicubic", "--dataset", str(tmp_path), "--scales", "abc"])
     assert cli.main([]) == 2
+
+
+def test_pipeline_config_errors(tmp_path, capsys):
+    assert cli.main(["pipeline", "run", "--config", str(tmp_path / "missing.json")]) == 2
+    assert "No such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert cli.main(["pipeline", "run", "--config", str(bad)]) == 2
+    assert "does not parse" in capsys.readouterr().err
+    bad.write_text('{"inputs": ["x"], "trainer": {}}')
+    assert cli.main(["pipeline", "run", "--config", str(bad)]) == 2
+    assert "unknown pipeline config keys ['trainer']" in capsys.readouterr().err
+    bad.write_text('{"root": "%s"}' % (tmp_path / "r"))
+    assert cli.main(["pipeline", "run", "--config", str(bad)]) == 2
+    assert "lists no inputs" in capsys.readouterr().err
+    assert cli.main(["runs", "list", "--metadata", str(tmp_path / "none.sqlite")]) == 2
+    assert "no MLMD store" in capsys.readouterr().err
