@@ -121,20 +121,20 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--quick", action="store_true", help="CPU dry run: few sources, few steps, few frames")
     args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.perf_counter()
+    patches = os.path.join(args.work, "patches")
+    # Patches first, in forked workers, before Keras/JAX start their threads and the device.
+    n = make_patches(os.path.join(args.data, "train"), patches, args.workers, limit_sources=6 if args.quick else None)
     import keras
 
     from imagesr.evaluation import evaluate_folder
     from imagesr.resize import imresize
     from training.data import find_record_files
-    from training.models import build_model
     from training.serving import load_upscaler
     from training.trainer import TrainConfig, train
 
-    os.makedirs(args.out, exist_ok=True)
     results = {"machine": platform.node(), "backend": keras.backend.backend(), "keras": keras.__version__, "runs": {}}
-    t0 = time.perf_counter()
-    patches = os.path.join(args.work, "patches")
-    n = make_patches(os.path.join(args.data, "train"), patches, args.workers, limit_sources=6 if args.quick else None)
     results["patches"] = {"pairs": n, "seconds": round(time.perf_counter() - t0, 1)}
     print(f"patches: {n:,} pairs in {results['patches']['seconds']} s", flush=True)
     tr, ev = find_record_files(patches, "train"), find_record_files(patches, "eval")
