@@ -12,6 +12,7 @@ one channel.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -71,9 +72,17 @@ def list_images(folder: str) -> List[str]:
 
 def load_hr(path: str) -> np.ndarray:
     """HR image as uint8: HxWx3, or HxW for a single-channel (grayscale) file."""
-    with Image.open(path) as im:
-        gray = im.mode in ("L", "I;16", "I;16B", "I;16L", "I", "1", "F")
-    rgb = decode_image(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise MediaError(path, f"cannot read: {e.strerror or e}") from None
+    rgb = decode_image(data, name=path)  # the decoder's errors and conversions
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # header only: was it single-channel?
+            gray = im.mode in ("L", "I;16", "I;16B", "I;16L", "I", "1", "F")
+    except OSError:
+        gray = False
     return rgb[..., 0] if gray else rgb
 
 
