@@ -27,7 +27,8 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _scale(text: str) -> float:
+def scale_arg(text: str) -> float:
+    """argparse type for an SR scale: a number > 1 that is a ratio of small integers."""
     v = _positive_float(text)
     if v <= 1:
         raise argparse.ArgumentTypeError(f"a super-resolution scale must be > 1, got {text}")
@@ -166,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BASELINE")
     bb = bench_sub.add_parser("bicubic", help="MATLAB-bicubic Y-PSNR/SSIM per scale")
     bb.add_argument("--dataset", required=True, help="folder of HR images (e.g. Set5/HR)")
-    bb.add_argument("--scales", type=_scale, nargs="+", default=[2, 3, 4], help="scales (default 2 3 4)")
+    bb.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="scales (default 2 3 4)")
     bb.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     bb.set_defaults(func=_cmd_bench_bicubic)
 
@@ -175,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train an SR model on patch-pair TFRecords")
     t.add_argument("--examples", required=True, help="output folder of imagesr patches (Split-train/, Split-eval/)")
     t.add_argument("--model", choices=["vdsr", "subpixel"], default="vdsr")
-    t.add_argument("--scales", type=_scale, nargs="+", default=[2, 3, 4], help="scales to train on (subpixel: one)")
+    t.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="scales to train on (subpixel: one)")
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--out", required=True, help="run folder: model.keras, saved_model/, logs/, train_summary.json")
     t.add_argument("--batch-size", type=int, default=64)
@@ -194,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="Y-PSNR/SSIM of a trained model on a folder of HR images")
     e.add_argument("--model", required=True, help="model dir, .keras file, or 'bicubic'")
     e.add_argument("--dataset", required=True, help="folder of HR images")
-    e.add_argument("--scales", type=_scale, nargs="+", default=None, help="default: the model's scale, or 2 3 4")
+    e.add_argument("--scales", type=scale_arg, nargs="+", default=None, help="default: the model's scale, or 2 3 4")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
 

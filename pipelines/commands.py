@@ -22,6 +22,11 @@ def _config(args):
     return cfg
 
 
+def _metadata(args) -> str:
+    """The MLMD store: --metadata, else the config's."""
+    return args.metadata or _config(args).metadata_path
+
+
 def _print_run(summary: Dict) -> None:
     from pipelines.runs import format_show
 
@@ -80,8 +85,7 @@ def compile_vertex(args) -> int:
 def runs_list(args) -> int:
     from pipelines.runs import format_list, list_runs
 
-    cfg = _config(args)
-    runs = list_runs(args.metadata or cfg.metadata_path)
+    runs = list_runs(_metadata(args))
     print(json.dumps(runs, indent=1) if args.json else format_list(runs))
     return 0
 
@@ -89,8 +93,7 @@ def runs_list(args) -> int:
 def runs_show(args) -> int:
     from pipelines.runs import format_show, show
 
-    cfg = _config(args)
-    run = show(args.metadata or cfg.metadata_path, args.run)
+    run = show(_metadata(args), args.run)
     print(json.dumps(run, indent=1, default=str) if args.json else format_show(run))
     return 0
 
@@ -98,8 +101,7 @@ def runs_show(args) -> int:
 def report(args) -> int:
     from pipelines.runs import show
 
-    cfg = _config(args)
-    run = show(args.metadata or cfg.metadata_path, args.run)
+    run = show(_metadata(args), args.run)
     if not run.get("report") or not os.path.exists(run["report"]):
         print(f"run {run['run_id']} has no report (evaluator state: {run['components'].get('SREvaluator', {}).get('state')})",
               file=sys.stderr)
@@ -148,11 +150,13 @@ def demo(workdir: Optional[str]) -> int:
 
 def add_parsers(sub) -> None:
     """Register pipeline, retrain, runs and report on the top-level subparsers."""
-    def common(p, inputs=False):
+    def common(p, inputs=False, store=False):
         p.add_argument("--config", default=None, help="pipeline config (JSON or YAML; see infra/vertex/pipeline.json)")
         p.add_argument("--root", default=None, help="pipeline root (overrides the config)")
         if inputs:
             p.add_argument("--input", action="append", default=None, help="extra media to add to the config's inputs")
+        if store:
+            p.add_argument("--metadata", default=None, help="MLMD sqlite file (default: the config's)")
 
     pl = sub.add_parser("pipeline", help="the TFX pipeline: run locally or compile for Vertex")
     pls = pl.add_subparsers(dest="pipeline_command", metavar="ACTION")
@@ -172,19 +176,16 @@ def add_parsers(sub) -> None:
     rs = sub.add_parser("runs", help="inspect pipeline runs in MLMD")
     rss = rs.add_subparsers(dest="runs_command", metavar="ACTION")
     ls = rss.add_parser("list", help="every run with its state, blessing and push")
-    common(ls)
-    ls.add_argument("--metadata", default=None, help="MLMD sqlite file (default: the config's)")
+    common(ls, store=True)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=runs_list)
     sh = rss.add_parser("show", help="one run: components, artifacts, metrics, blessing, pushed model")
-    common(sh)
+    common(sh, store=True)
     sh.add_argument("run", help="run id (see runs list) or 'latest'")
-    sh.add_argument("--metadata", default=None)
     sh.add_argument("--json", action="store_true")
     sh.set_defaults(func=runs_show)
 
     rp = sub.add_parser("report", help="print the path of a run's HTML evaluation report")
-    common(rp)
+    common(rp, store=True)
     rp.add_argument("run", help="run id or 'latest'")
-    rp.add_argument("--metadata", default=None)
     rp.set_defaults(func=report)

@@ -40,19 +40,13 @@ from components.patch_dataset import (  # noqa: F401  (re-exported for callers o
     produce_dataset,
 )
 from components.patch_transform import BeamFS
+from imagesr.cli import scale_arg
 from imagesr.patches import DIHEDRAL_MODES, PatchOptions
 from imagesr.sources import assign_splits, discover, join
 
 log = logging.getLogger(__name__)
 
 PatchJobError = PatchDatasetError  # the CLI's name for it
-
-
-def _scale(text: str):
-    v = float(text)
-    if v <= 1:
-        raise argparse.ArgumentTypeError(f"scale must be > 1, got {text}")
-    return int(v) if v.is_integer() else v
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--input", action="append", required=True, help="file, folder or glob; local or gs://; repeatable")
     p.add_argument("--output", required=True, help="output folder, local or gs://")
-    p.add_argument("--scales", type=_scale, nargs="+", default=[2, 3, 4], help="SR scales (default 2 3 4; 1.5 allowed)")
+    p.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="SR scales (default 2 3 4; 1.5 allowed)")
     p.add_argument("--patch-size", type=int, default=48, help="HR patch side in pixels (default 48)")
     p.add_argument("--stride", type=int, default=24, help="HR patch grid step (default 24)")
     p.add_argument("--min-std", type=float, default=4.0, help="drop patches whose HR luma std is below this (default 4)")
@@ -120,7 +114,7 @@ def _validate(args) -> PatchOptions:
         raise PatchJobError(str(e)) from None
 
 
-def run(argv: Optional[List[str]] = None, save_main_session: bool = False) -> Dict:
+def run(argv: Optional[List[str]] = None) -> Dict:
     """Run the job; returns the manifest. Raises PatchJobError with a readable message."""
     args, beam_argv = build_parser().parse_known_args(argv)
     patch_options = _validate(args)
