@@ -87,6 +87,7 @@ def _cmd_train(args) -> int:
         model=args.model, scales=tuple(args.scales), batch_size=args.batch_size, crop=args.crop, steps=args.steps,
         learning_rate=args.learning_rate, schedule=args.schedule, loss=args.loss, mixed_precision=args.mixed_precision,
         model_args=model_args, log_every=args.log_every, seed=args.seed, warm_start=args.warm_start,
+        time_budget_s=args.time_budget_s, in_memory=args.in_memory,
     )
     train_files = find_record_files(args.examples, "train")
     eval_files = find_record_files(args.examples, "eval") if not args.no_eval else []
@@ -127,7 +128,7 @@ def _cmd_upscale(args) -> int:
     from imagesr.upscale import upscale
 
     result = upscale(args.input, args.output, model=args.model, size=args.size, scale=args.scale,
-                     batch=args.batch, tile=args.tile, fps=args.fps)
+                     batch=args.batch, tile=args.tile, fps=args.fps, preset=args.preset)
     print(result.summary())
     return 0
 
@@ -190,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--warm-start", default=None, help="model dir or .keras file to start from")
     t.add_argument("--no-eval", action="store_true", help="skip PSNR on the eval split")
+    t.add_argument("--time-budget-s", type=_positive_float, default=None,
+                   help="train as many steps as fit in this many seconds (--steps caps), the cosine sized to them")
+    t.add_argument("--in-memory", action="store_true",
+                   help="load all pairs into memory first (parsed in parallel; keeps a GPU fed)")
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="Y-PSNR/SSIM of a trained model on a folder of HR images")
@@ -218,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tile", type=int, default=None,
                    help="run the network on N px tiles with overlap (frames too large for memory)")
     u.add_argument("--fps", type=_positive_float, default=None, help="frame rate of a video made from frames (default 25)")
+    u.add_argument("--preset", default="veryfast",
+                   help="H.264 encoder preset, ultrafast ... veryslow (default veryfast; faster ones keep up on few "
+                        "cores, files grow)")
     u.set_defaults(func=_cmd_upscale)
 
     from pipelines.commands import add_parsers as add_pipeline_parsers  # argparse only; TFX loads per command

@@ -60,6 +60,7 @@ DEFAULT_SCALE = 1.5
 DEFAULT_FPS = 25.0  # frame folders and images have no frame rate of their own
 VIDEO_CRF = 18
 VIDEO_PRESET = "veryfast"  # live: the encoder must keep up with the model on few cores
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 Size = Tuple[int, int]  # (height, width)
 
@@ -213,11 +214,12 @@ class VideoSink(_Sink):
     """H.264 at the input's frame rate through :class:`imagesr.media.VideoWriter` (audio mapped
     from ``audio_from``; atomic)."""
 
-    def __init__(self, path: str, size: Size, fps: Fraction, audio_from: Optional[str] = None):
+    def __init__(self, path: str, size: Size, fps: Fraction, audio_from: Optional[str] = None,
+                 preset: str = VIDEO_PRESET):
         super().__init__(path)
         self._touch()
         os.remove(self.tmp)
-        self.writer = VideoWriter(path, size, fps, audio_from=audio_from, crf=VIDEO_CRF, preset=VIDEO_PRESET)
+        self.writer = VideoWriter(path, size, fps, audio_from=audio_from, crf=VIDEO_CRF, preset=preset)
         self.notes, self.audio = self.writer.notes, self.writer.audio
 
     def write(self, frames: np.ndarray) -> None:
@@ -509,6 +511,7 @@ def upscale(
     tile: Optional[int] = None,
     fps: Optional[float] = None,
     progress=True,
+    preset: str = VIDEO_PRESET,
 ) -> UpscaleResult:
     """Upscale ``input`` (video, frame folder, image) into ``output`` (video, folder, image).
 
@@ -516,6 +519,7 @@ def upscale(
     ready FrameUpscaler. ``size``: ``"WxH"`` or (height, width); ``scale``: instead of size
     (default x1.5). ``batch`` frames per model call; ``tile``: network tiles of that many
     pixels. ``fps``: frame rate for a video made from a folder or an image (default 25).
+    ``preset``: the H.264 encoder's speed/size trade-off (x264 preset) for a video output.
     ``progress``: True (stderr), a stream, or None/False for no progress line and notes.
     """
     progress = sys.stderr if progress is True else (progress or None)
@@ -527,6 +531,8 @@ def upscale(
         raise UpscaleError(f"--batch must be >= 1, got {batch}")
     if tile is not None and int(tile) < 1:
         raise UpscaleError(f"--tile must be >= 1, got {tile}")
+    if preset not in X264_PRESETS:
+        raise UpscaleError(f"--preset {preset!r}: choose one of {', '.join(X264_PRESETS)}")
     source = open_source(input)
     if fps is not None and source.kind == "video":
         raise UpscaleError("--fps applies to frame folders and images; a video keeps its own frame rate")
@@ -550,7 +556,8 @@ def upscale(
 
         if out_kind == "video":
             rate = source.fps or Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
-            sink = VideoSink(out_path, out_size, rate, audio_from=source.path if source.has_audio else None)
+            sink = VideoSink(out_path, out_size, rate, audio_from=source.path if source.has_audio else None,
+                             preset=preset)
             notes += sink.notes
         elif out_kind == "folder":
             sink = FolderSink(out_path, source.names)

@@ -32,6 +32,16 @@ SCRIPT = textwrap.dedent("""
         frames = np.random.default_rng(0).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
         np.save(f"{out}/{model}/frames_out.npy", load_upscaler(f"{out}/{model}")(frames, (40, 56)))
         res[model] = {"backend": s["backend"], "exported": sorted(s["exported"]), "losses": s["loss_log"]}
+    # The GPU run's mode: arrays in memory (parsed by spawned workers), a time budget with the
+    # cosine sized to the measured speed, several steps per compiled call, bfloat16.
+    cfg = TrainConfig(model="subpixel", scales=(2,), batch_size=8, steps=10**6, learning_rate=1e-3,
+                      model_args={"width": 8, "blocks": 1}, log_every=1000, in_memory=True, time_budget_s=6,
+                      steps_per_execution=2, mixed_precision=True)
+    s = train(cfg, find_record_files(data, "train"), [], f"{out}/budget")
+    res["budget"] = {k: s[k] for k in ("steps", "train_seconds", "final_learning_rate")}
+    bic = load_upscaler("bicubic")
+    frames = np.random.default_rng(1).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
+    np.save(f"{out}/bicubic_frames.npy", bic(frames, (30, 42)))  # on the device: training.layers.bicubic_resize
     res["tensorflow_loaded"] = "tensorflow" in sys.modules
     print("RESULT " + json.dumps(res))
 """)
@@ -57,6 +67,24 @@ def test_train_and_export_on_jax_without_tensorflow(tmp_path):
         tf_out = load_upscaler(str(tmp_path / "out" / model))(frames, (40, 56))
         jax_out = np.load(tmp_path / "out" / model / "frames_out.npy")
         assert np.abs(tf_out.astype(int) - jax_out).max() <= 1, model
+        # exported without the optimizer's state (weights only: a third of the size)
+        import zipfile
+
+        import h5py
+
+        with zipfile.ZipFile(tmp_path / "out" / model / "model.keras") as z, h5py.File(z.open("model.weights.h5")) as h:
+            assert "optimizer" not in h, model
+    # time budget: stopped by the budget, not the step cap, after the whole cosine ran down
+    b = res["budget"]
+    assert 0 < b["steps"] < 10**6 and b["final_learning_rate"] < 0.1 * 1e-3, b
+    assert b["train_seconds"] < 6 * 3, b
+    # the bicubic baseline on the device is the MATLAB core (up to float32 rounding ties)
+    from imagesr.resize import imresize
+
+    frames = np.random.default_rng(1).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
+    core = np.stack([imresize(f, size=(30, 42)) for f in frames])
+    dev = np.load(tmp_path / "out" / "bicubic_frames.npy")
+    assert np.abs(dev.astype(int) - core).max() <= 1 and (dev != core).mean() < 0.01
 
 
 def test_upscale_command_on_jax_without_tensorflow(tmp_path):

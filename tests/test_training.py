@@ -168,6 +168,41 @@ def test_saved_model_signature_equals_keras_file(trained, rng):
     assert k.count_params() == load_upscaler(out).parameters
 
 
+def test_warmup_cosine_schedule():
+    from training.schedules import WarmupCosine
+
+    s = WarmupCosine(1e-3, warmup=10, decay=100, alpha=0.01)
+    lr = [float(keras.ops.convert_to_numpy(s(i))) for i in (0, 5, 10, 60, 110, 500)]
+    assert lr[0] == 0 and abs(lr[1] - 5e-4) < 1e-9 and abs(lr[2] - 1e-3) < 1e-9
+    assert abs(lr[3] - (1e-5 + 0.99e-3 * 0.5)) < 1e-8 and abs(lr[4] - 1e-5) < 1e-9 and abs(lr[5] - 1e-5) < 1e-9
+    assert WarmupCosine(**s.get_config()).get_config() == s.get_config()
+
+
+def test_parallel_load_and_prefetch_give_the_same_data(tmp_path):
+    import itertools
+
+    from training.data import array_batches, load_arrays
+
+    root = make_dataset(str(tmp_path / "a"), n_images=2)
+    extra = os.path.join(root, "Split-train", "data_tfrecord-00000-of-00001.gz")
+    files = [extra, extra]  # two files: two workers
+    x1, y1 = load_arrays(files, "vdsr", (2,))
+    x2, y2 = load_arrays(files, "vdsr", (2,), workers=2)
+    assert x1.dtype == np.uint8 and len(x1) > 8 and np.array_equal(x1, x2) and np.array_equal(y1, y2)
+    plain = list(itertools.islice(array_batches(x1, y1, 4, seed=3), 20))
+    it = array_batches(x1, y1, 4, seed=3, prefetch=3)
+    ahead = list(itertools.islice(it, 20))
+    it.close()
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(plain, ahead))
+
+
+def test_time_budget_sizes_the_cosine(dataset, tmp_path):
+    cfg = TrainConfig(model="subpixel", scales=(2,), batch_size=8, steps=10**6, learning_rate=1e-3,
+                      model_args={"width": 8, "blocks": 1}, log_every=10**5, time_budget_s=5, in_memory=True)
+    s = train(cfg, find_record_files(dataset, "train"), [], str(tmp_path))
+    assert 0 < s["steps"] < 10**6 and s["final_learning_rate"] < 0.1 * 1e-3, s
+
+
 def test_zero_steps_is_still_a_model(dataset, tmp_path):
     cfg = TrainConfig(model="subpixel", scales=(2,), steps=0, batch_size=8, model_args={"width": 8, "blocks": 1})
     s = train(cfg, find_record_files(dataset, "train"), find_record_files(dataset, "eval"), str(tmp_path))

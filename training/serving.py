@@ -37,8 +37,9 @@ def export_model(model, out_dir: str) -> dict:
 
     keras_path = os.path.join(out_dir, KERAS_FILE)
     tmp = keras_path + ".partial.keras"
-    # Weights only, no optimizer state (a third of the size; warm starts need only weights).
-    clean = keras.models.clone_model(model)
+    # Weights only, no optimizer state (a third of the size; warm starts need only weights):
+    # rebuilt from its config, not clone_model, which compiles the clone like the original.
+    clean = model.__class__.from_config(model.get_config())
     clean.set_weights(model.get_weights())
     clean.save(tmp)
     os.replace(tmp, keras_path)
@@ -99,7 +100,8 @@ def load_keras_model(path: str):
     import keras
 
     import training.layers  # noqa: F401  (registers the custom layers)
-    import training.losses  # noqa: F401  (and losses, for files saved from compiled models)
+    import training.losses  # noqa: F401  (and losses and schedules, for files saved from compiled models)
+    import training.schedules  # noqa: F401
     from training.models import model_kind
 
     if not os.path.exists(path):
@@ -132,6 +134,7 @@ class FrameUpscaler:
         self.name = name
         self._fn = None
         self._jit = {}
+        self._jax = None  # the backend, read on first use
         if model is None:
             self.kind, self.scale, self.parameters = "bicubic", None, 0
         else:
@@ -143,59 +146,67 @@ class FrameUpscaler:
         return self.scale is None or abs(self.scale - scale) < 1e-9
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
+        """TensorFlow backend: the network on float frames, rounded to uint8 on the host."""
         if self._fn is None:
-            import keras
+            import tensorflow as tf
 
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                # One trace for every batch and frame size (benchmarks mix sizes;
-                # predict_on_batch would retrace per shape).
-                self._fn = tf.function(lambda t: self.model(t, training=False),
-                                       input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-            else:
-                self._fn = self.model.predict_on_batch  # JAX: jit per frame size (video: one size)
+            # One trace for every batch and frame size (benchmarks mix sizes;
+            # predict_on_batch would retrace per shape).
+            self._fn = tf.function(lambda t: self.model(t, training=False),
+                                   input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         y = np.asarray(self._fn(x.astype(np.float32)), dtype=np.float32)
         return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
 
-    def _predict_vdsr(self, batch: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-        """VDSR needs the bicubic upscale at HR size as input. On JAX (the GPU route) it is made
-        on the device with ``training.layers.bicubic_resize`` in the same jitted call as the
-        network (one compile per frame and output size), instead of frame by frame with the
-        numpy core on the host, which would cap a GPU near 37 fps at 1080p. Both are MATLAB's
-        uint8 bicubic (up to float32 rounding ties)."""
-        import keras
-
-        if keras.backend.backend() != "jax":
-            return self._predict(np.stack([imresize(f, size=size) for f in batch]))
+    def _jax_call(self, batch: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+        """JAX backend (the GPU route): uint8 frames in, uint8 frames out, all on the device in one
+        jitted call per frame and output size: the MATLAB bicubic (``training.layers.
+        bicubic_resize``; VDSR's input, or the whole of the bicubic baseline), the network and
+        the rounding. Only uint8 crosses the host link, and the host does no per-pixel work,
+        which at 1080p would otherwise cost more than the network itself."""
         import jax
+        import keras
 
         from training.layers import bicubic_resize
 
-        key = (batch.shape[1:3], size)
+        key = (batch.shape, size)
         if key not in self._jit:
-            def fn(x, model=self.model, size=size):
-                y = model(bicubic_resize(x, size=size), training=False)
-                return keras.ops.clip(keras.ops.floor(keras.ops.cast(y, "float32") + 0.5), 0.0, 255.0)
+            def fn(x, model=self.model, kind=self.kind, size=size):
+                x = keras.ops.cast(x, "float32")
+                if kind == "bicubic":
+                    y = bicubic_resize(x, size=size)
+                elif kind == "vdsr":
+                    y = model(bicubic_resize(x, size=size), training=False)
+                else:
+                    y = model(x, training=False)
+                y = keras.ops.clip(keras.ops.floor(keras.ops.cast(y, "float32") + 0.5), 0.0, 255.0)
+                return keras.ops.cast(y, "uint8")
 
             self._jit[key] = jax.jit(fn)
-        return np.asarray(self._jit[key](batch.astype(np.float32))).astype(np.uint8)
+        return np.asarray(self._jit[key](batch))
 
     def __call__(self, frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
         frames = np.asarray(frames, dtype=np.uint8)
         single = frames.ndim == 3
         batch = frames[None] if single else frames
         size = (int(size[0]), int(size[1]))
-        if self.kind == "bicubic":
-            out = np.stack([imresize(f, size=size) for f in batch])
-        elif self.kind == "vdsr":
-            out = self._predict_vdsr(batch, size)
-        else:
+        natural = size
+        if self.kind == "subpixel":
             h, w = batch.shape[1:3]
             natural = (int(round(h * self.scale)), int(round(w * self.scale)))
+        if self._jax is None:
+            import keras
+
+            self._jax = keras.backend.backend() == "jax"
+        if self._jax:
+            out = self._jax_call(batch, natural)
+        elif self.kind == "bicubic":
+            out = np.stack([imresize(f, size=size) for f in batch])
+        elif self.kind == "vdsr":
+            out = self._predict(np.stack([imresize(f, size=size) for f in batch]))
+        else:
             out = self._predict(batch)
-            if natural != size:
-                out = np.stack([imresize(f, size=size) for f in out])
+        if natural != size:  # a subpixel model asked for another size: bicubic makes up the rest
+            out = np.stack([imresize(f, size=size) for f in out])
         return out[0] if single else out
 
     def evaluation_upscaler(self, lr: np.ndarray, size: tuple, scale: float) -> np.ndarray:

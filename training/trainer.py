@@ -46,7 +46,8 @@ class TrainConfig:
     seed: int = 0
     warm_start: Optional[str] = None  # a .keras file or serving dir to initialise from
     in_memory: bool = False  # load all records into arrays first (GPU: keeps the device fed)
-    time_budget_s: Optional[float] = None  # stop early when training has run this long
+    time_budget_s: Optional[float] = None  # train as many steps as fit (cosine sized to it; `steps` caps)
+    steps_per_execution: int = 1  # steps per compiled call (fewer host round trips for small models)
 
     def __post_init__(self):
         from training.models import MODELS
@@ -84,9 +85,10 @@ def _y_psnr_batch(pred: np.ndarray, target: np.ndarray) -> float:
 class _Progress:
     """A progress line every ``every`` steps: steps, steps/s, ETA, loss (stderr).
 
-    Keras reports the running mean of the loss since the epoch began (one epoch here); the
-    line shows the mean over the last ``every`` steps instead, recovered from that running
-    mean, so a late improvement is visible.
+    Keras reports the running mean of the loss since the fit began; the line shows the mean
+    over the last ``every`` steps instead, recovered from that running mean, so a late
+    improvement is visible. ``offset``/``total`` are reset between the fits of a
+    budget-fitted run (:func:`_fit_to_budget`), so steps count across them.
     """
 
     def __init__(self, total: int, every: int):
@@ -94,28 +96,83 @@ class _Progress:
 
         from imagesr.progress import ProgressLine
 
-        line = ProgressLine("train", total, "steps")
+        self.line = line = ProgressLine("train", total, "steps")
+        self.offset = 0
+        progress = self
 
         class CB(keras.callbacks.Callback):
             def __init__(cb):
                 super().__init__()
                 cb.losses: List = []  # (step, mean loss over the window)
-                cb.prev = (0, 0.0)  # (step, running mean) at the last line
+                cb.prev = (0, 0.0)  # (step in this fit, running mean) at the last line
 
             def on_train_begin(cb, logs=None):
-                line.t0 = time.perf_counter()
+                cb.prev = (0, 0.0)
+                if not progress.offset:
+                    line.t0 = time.perf_counter()
 
             def on_train_batch_end(cb, batch, logs=None):
-                step = batch + 1
-                mean = float((logs or {}).get("loss", float("nan")))
-                if step % every == 0 or step == total:
+                step = batch + 1  # with several steps per call, the last of them
+                if step // every > cb.prev[0] // every or step + progress.offset == line.total:
+                    mean = float((logs or {}).get("loss", float("nan")))
                     p_step, p_mean = cb.prev
                     window = (step * mean - p_step * p_mean) / max(step - p_step, 1)
                     cb.prev = (step, mean)
-                    cb.losses.append((step, window))
-                    line.update(step, extra=f"loss {window:.5f}", force=True)
+                    cb.losses.append((step + progress.offset, window))
+                    line.update(step + progress.offset, extra=f"loss {window:.5f}", force=True)
 
         self.callback = CB()
+
+
+def _fit_to_budget(model, data, config: "TrainConfig", steps: int, compile_args: Dict, progress: "_Progress",
+                   callbacks: List) -> None:
+    """Train for as many steps as fit in ``config.time_budget_s`` with a full cosine schedule.
+
+    A cosine sized for ``steps`` would still be at its peak when a time budget stops the run;
+    instead a first fit of the warm-up steps measures the steps/s, the decay is sized to the
+    time left (less one more compilation), and a second fit with the same optimizer (its
+    moments kept) runs it. ``steps`` stays the upper bound.
+    """
+    import keras
+
+    from training.schedules import WarmupCosine
+
+    budget = float(config.time_budget_s)
+    warmup = min(steps, config.warmup_steps or max(50, min(1000, steps // 20)))
+    schedule = WarmupCosine(config.learning_rate, warmup, max(steps - warmup, 1))
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), **compile_args)
+    marks = {}
+
+    class Clock(keras.callbacks.Callback):
+        """Marks the end of the first step (compilation done); ends the warm-up fit after a tenth
+        of the budget (a slow machine then ramps up more steeply)."""
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.perf_counter()
+            marks.setdefault("first", (batch + 1, now))
+            if now - marks["first"][1] > 0.1 * budget:
+                self.model.stop_training = True
+
+    t0 = time.perf_counter()
+    progress.line.total = warmup
+    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=[Clock(), progress.callback])
+    t1 = time.perf_counter()
+    done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    first_step, first_t = marks.get("first", (done, t1))
+    compile_s = first_t - t0
+    rate = (done - first_step) / max(t1 - first_t, 1e-6) if done > first_step else done / max(t1 - t0, 1e-6)
+    left = budget - (t1 - t0) - compile_s
+    decay = int(max(0, min(steps - done, rate * left * 0.97)))
+    log.info("time budget %.0f s: %d warm-up steps, %.1f steps/s after %.1f s of compilation; %d more steps "
+             "in the cosine", budget, done, rate, compile_s, decay)
+    schedule.warmup = done
+    if decay < 1:
+        return
+    schedule.decay = decay
+    model.compile(optimizer=model.optimizer, **compile_args)  # re-trace with the new decay, moments kept
+    progress.offset, progress.line.total = done, done + decay
+    model.fit(data, steps_per_epoch=decay, epochs=1, verbose=0,
+              callbacks=[progress.callback, _TimeBudget(max(left + compile_s, 1.0))] + callbacks)
 
 
 def _TimeBudget(seconds: float):
@@ -140,9 +197,9 @@ def _data(config: TrainConfig, files: Sequence[str], repeat: bool, shuffle: bool
     if config.in_memory:
         from training.data import array_batches, load_arrays
 
-        x, y = load_arrays(files, kind, config.scales, config.crop)
+        x, y = load_arrays(files, kind, config.scales, config.crop, workers=min(len(files), os.cpu_count() or 1))
         log.info("loaded %d training pairs into memory (%.1f GB)", len(x), (x.nbytes + y.nbytes) / 1e9)
-        return array_batches(x, y, config.batch_size, seed)
+        return array_batches(x, y, config.batch_size, seed, prefetch=8)
     args = dict(kind=kind, batch_size=config.batch_size, scales=config.scales, crop=config.crop,
                 shuffle_buffer=config.shuffle_buffer if shuffle else 0, repeat=repeat, seed=seed)
     if _backend() == "tensorflow":
@@ -171,6 +228,7 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     import keras
 
     from training.data import check_records
+    from training.schedules import WarmupCosine
     from training.serving import export_model
 
     check_records(train_files)
@@ -187,27 +245,28 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
             keras.mixed_precision.set_global_policy("float32")
     steps = max(config.steps, 0)
     if config.schedule == "cosine" and steps > 0:
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if config.warmup_steps else config.learning_rate, decay_steps=max(steps - config.warmup_steps, 1),
-            alpha=0.01, warmup_target=config.learning_rate if config.warmup_steps else None,
-            warmup_steps=config.warmup_steps)
+        lr = WarmupCosine(config.learning_rate, config.warmup_steps, steps - config.warmup_steps)
     else:
         lr = config.learning_rate
 
     from training.losses import LOSSES
 
-    model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), loss=LOSSES[config.loss], jit_compile="auto")
+    compile_args = dict(loss=LOSSES[config.loss], jit_compile="auto", steps_per_execution=config.steps_per_execution)
+    model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), **compile_args)
     progress = _Progress(steps, max(1, config.log_every))
-    callbacks = [progress.callback]
-    if config.time_budget_s:
-        callbacks.append(_TimeBudget(config.time_budget_s))
+    callbacks = []
     if _backend() == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(out_dir, "logs"), update_freq=max(1, config.log_every)))
     t0 = time.perf_counter()
     if steps > 0:
         data = _data(config, train_files, repeat=True, shuffle=True, seed=config.seed)
         t0 = time.perf_counter()  # training time, not data loading
-        model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
+        if config.time_budget_s and config.schedule == "cosine":
+            _fit_to_budget(model, data, config, steps, compile_args, progress, callbacks)
+        else:
+            if config.time_budget_s:
+                callbacks.append(_TimeBudget(config.time_budget_s))
+            model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[progress.callback] + callbacks)
         steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # fewer if the time budget hit
     train_seconds = time.perf_counter() - t0
     summary = {
@@ -219,6 +278,7 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
         "steps_per_second": round(steps / train_seconds, 2) if steps and train_seconds > 0 else None,
         "loss_log": progress.callback.losses,
         "final_loss": progress.callback.losses[-1][1] if progress.callback.losses else None,
+        "final_learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
     }
     if eval_files:
         summary.update(evaluate_patches(model, config, eval_files))
