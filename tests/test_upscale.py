@@ -153,6 +153,8 @@ def test_image_to_video_and_video_to_folder(clip, tmp_path, capsys):
     assert rc == 0
     files = list_frames(str(tmp_path / "frames"))
     assert len(files) == 12 and decode_image(files[0]).shape == (96, 128, 3)
+    rc, _, _ = _run(capsys, clip, "-o", tmp_path / "fast.mp4", "--model", "bicubic", "--preset", "ultrafast")
+    assert rc == 0 and probe_video(str(tmp_path / "fast.mp4")).frame_count == 12
 
 
 # --------------------------------------------------------------------------- sizes, padding, tiles
@@ -292,6 +294,7 @@ def _bad_inputs(tmp_path, clip):
         ((clip, "-o", tmp_path / "out" / "up.png", "--model", "bicubic"), "an image holds one frame"),
         ((img, "-o", out, "--model", "bicubic", "--batch", "0"), "--batch"),
         ((clip, "-o", tmp_path / "out" / "x.mp4", "--model", "bicubic", "--fps", "5"), "--fps"),
+        ((clip, "-o", out, "--model", "bicubic", "--preset", "fastest"), "--preset 'fastest'"),
     ]
 
 
