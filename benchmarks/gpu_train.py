@@ -5,7 +5,7 @@
    residuals), written as TFRecords by forked workers (no TensorFlow and no Beam on the GPU
    machine) and read back through the TF-free reader (training.data.load_arrays).
 2. Training with the backend Keras is set to (JAX on the H100), each run within its own time
-   budget with the cosine sized to it (training.trainer, time_budget_s): VDSR on x2+x3+x4,
+   budget with a cosine in time (training.trainer, time_budget_s): VDSR on x2+x3+x4,
    SubPixel-SR at x2 and at x1.5.
 3. Y-PSNR/SSIM on Set5 and Set14 by `imagesr evaluate --json` (the command itself), run on the
    machine's CPU cores (JAX_PLATFORMS=cpu) in the background while the GPU trains the next
@@ -182,6 +182,10 @@ def main():
         budgets[k] = float(v)
     os.makedirs(args.out, exist_ok=True)
     t0 = time.perf_counter()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("training").setLevel(logging.INFO)  # pairs loaded, steps, compilation time
 
     def log(msg):
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
@@ -224,7 +228,7 @@ def main():
         save()
 
     evals = Evaluations(log, evaluated)
-    overhead_s = 30.0  # per run: loading, two compilations, export (planned; the deadline absorbs more)
+    overhead_s = 25.0  # per run: loading, evaluation on the eval split, export (the deadline absorbs more)
     for i, name in enumerate(args.runs):
         model, scales, lr, spe, model_args = RUNS[name]
         if args.deadline_s:

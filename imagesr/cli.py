@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warm-start", default=None, help="model dir or .keras file to start from")
     t.add_argument("--no-eval", action="store_true", help="skip PSNR on the eval split")
     t.add_argument("--time-budget-s", type=_positive_float, default=None,
-                   help="train as many steps as fit in this many seconds (--steps caps), the cosine sized to them")
+                   help="train as many steps as fit in this many seconds (--steps caps), the learning rate annealed in time")
     t.add_argument("--in-memory", action="store_true",
                    help="load all pairs into memory first (parsed in parallel; keeps a GPU fed)")
     t.set_defaults(func=_cmd_train)

@@ -16,6 +16,7 @@ HR crop size takes the top-left ``crop`` pixels (aligned to the LR grid).
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import os
 import random
@@ -176,23 +177,64 @@ def _load_file(args) -> Tuple[np.ndarray, np.ndarray, int]:
     return np.stack(xs), np.stack(ys), len(xs)
 
 
+_CHILD = """
+import json, sys
+import numpy as np
+from training.data import _load_file
+f, kind, scales, crop, out = json.loads(sys.argv[1])
+x, y, n = _load_file((f, kind, scales, crop))
+if n:
+    np.save(out + "_x.npy", x)
+    np.save(out + "_y.npy", y)
+"""
+
+
+def _load_files_in_children(files, kind, scales, crop, workers: int):
+    import subprocess
+    import sys
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    with tempfile.TemporaryDirectory(prefix="imagesr-load-") as tmp:
+        pending = list(enumerate(files))
+        running = []
+        while pending or running:
+            while pending and len(running) < workers:
+                i, f = pending.pop(0)
+                arg = json.dumps([f, kind, list(scales) if scales else None, crop, os.path.join(tmp, str(i))])
+                running.append((i, f, subprocess.Popen([sys.executable, "-c", _CHILD, arg], env=env,
+                                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
+            i, f, p = running.pop(0)
+            err = p.communicate()[1]
+            if p.returncode != 0:
+                for _, _, q in running:
+                    q.kill()
+                raise DatasetError(f"{f}: cannot read records: {err.decode(errors='replace').strip().splitlines()[-1:]}")
+        parts = []
+        for i, _ in enumerate(files):
+            xp = os.path.join(tmp, f"{i}_x.npy")
+            if os.path.exists(xp):
+                x, y = np.load(xp), np.load(os.path.join(tmp, f"{i}_y.npy"))
+                parts.append((x, y, len(x)))
+        return parts
+
+
 def load_arrays(files: Sequence[str], kind: str, scales=None, crop=None,
                 workers: int = 1) -> Tuple[np.ndarray, np.ndarray]:
     """All (input, target) pairs of ``files`` as two uint8 arrays (N, H, W, 3), through the same
     per-record function as the readers. For GPU training, where a Python reader per batch
     would starve the accelerator: 150k pairs of 48 px patches take about 2 GB.
 
-    ``workers > 1`` parses the files in that many fresh (spawned) processes, safe after JAX or
-    TensorFlow started their threads; the order of the pairs is the order of ``files``."""
+    ``workers > 1`` parses the files in up to that many child Python processes (new
+    interpreters, not forks: safe after JAX or TensorFlow started their threads, and they do
+    not re-run the caller's main script as multiprocessing's spawn would); the order of the
+    pairs is the order of ``files``."""
     files = list(files)
-    jobs = [(f, kind, scales, crop) for f in files]
     if workers > 1 and len(files) > 1:
-        import multiprocessing
-
-        with multiprocessing.get_context("spawn").Pool(min(workers, len(files))) as pool:
-            parts = pool.map(_load_file, jobs, chunksize=1)
+        parts = _load_files_in_children(files, kind, scales, crop, workers)
     else:
-        parts = [_load_file(j) for j in jobs]
+        parts = [_load_file((f, kind, scales, crop)) for f in files]
     parts = [(x, y) for x, y, n in parts if n]
     if not parts:
         raise DatasetError(f"no records of scale {scales} in {files[:3]}")

@@ -9,10 +9,8 @@ from keras import ops
 @keras.saving.register_keras_serializable(package="imagesr")
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 to ``peak`` over ``warmup`` steps, then a cosine down to
-    ``peak * alpha`` over ``decay`` steps, then flat.
-
-    ``decay`` may be changed between fits: compiling the model again traces the train step
-    again with the new value (the trainer's time-budget mode sizes it to the measured speed).
+    ``peak * alpha`` over ``decay`` steps, then flat (the trainer's fixed-steps schedule; a
+    time-budget run sets the rate per short epoch instead, see ``training.trainer``).
     """
 
     def __init__(self, peak: float, warmup: int, decay: int, alpha: float = 0.01):

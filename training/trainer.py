@@ -24,6 +24,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+BUDGET_EPOCH_STEPS = 50  # time-budget runs set the learning rate every this many steps
+
 
 @dataclass
 class TrainConfig:
@@ -46,7 +48,7 @@ class TrainConfig:
     seed: int = 0
     warm_start: Optional[str] = None  # a .keras file or serving dir to initialise from
     in_memory: bool = False  # load all records into arrays first (GPU: keeps the device fed)
-    time_budget_s: Optional[float] = None  # train as many steps as fit (cosine sized to it; `steps` caps)
+    time_budget_s: Optional[float] = None  # train as many steps as fit (a cosine in time; `steps` caps)
     steps_per_execution: int = 1  # steps per compiled call (fewer host round trips for small models)
 
     def __post_init__(self):
@@ -87,8 +89,7 @@ class _Progress:
 
     Keras reports the running mean of the loss since the fit began; the line shows the mean
     over the last ``every`` steps instead, recovered from that running mean, so a late
-    improvement is visible. ``offset``/``total`` are reset between the fits of a
-    budget-fitted run (:func:`_fit_to_budget`), so steps count across them.
+    improvement is visible. Steps count across epochs (a time-budget run has many short ones).
     """
 
     def __init__(self, total: int, every: int):
@@ -107,72 +108,69 @@ class _Progress:
                 cb.prev = (0, 0.0)  # (step in this fit, running mean) at the last line
 
             def on_train_begin(cb, logs=None):
-                cb.prev = (0, 0.0)
-                if not progress.offset:
-                    line.t0 = time.perf_counter()
+                line.t0 = time.perf_counter()
+
+            def on_epoch_begin(cb, epoch, logs=None):
+                cb.prev = (0, 0.0)  # Keras restarts the running mean and the batch index every epoch
+                progress.offset = epoch * (cb.params.get("steps") or 0)
 
             def on_train_batch_end(cb, batch, logs=None):
                 step = batch + 1  # with several steps per call, the last of them
-                if step // every > cb.prev[0] // every or step + progress.offset == line.total:
+                g = step + progress.offset
+                if g // every > (g - step + cb.prev[0]) // every or g == line.total:
                     mean = float((logs or {}).get("loss", float("nan")))
                     p_step, p_mean = cb.prev
                     window = (step * mean - p_step * p_mean) / max(step - p_step, 1)
                     cb.prev = (step, mean)
-                    cb.losses.append((step + progress.offset, window))
-                    line.update(step + progress.offset, extra=f"loss {window:.5f}", force=True)
+                    cb.losses.append((g, window))
+                    line.update(g, extra=f"loss {window:.5f}", force=True)
 
         self.callback = CB()
 
 
 def _fit_to_budget(model, data, config: "TrainConfig", steps: int, compile_args: Dict, progress: "_Progress",
                    callbacks: List) -> None:
-    """Train for as many steps as fit in ``config.time_budget_s`` with a full cosine schedule.
+    """Train for as many steps as fit in ``config.time_budget_s``, annealed by the end.
 
-    A cosine sized for ``steps`` would still be at its peak when a time budget stops the run;
-    instead a first fit of the warm-up steps measures the steps/s, the decay is sized to the
-    time left (less one more compilation), and a second fit with the same optimizer (its
-    moments kept) runs it. ``steps`` stays the upper bound.
+    A cosine sized in steps would still be at its peak when a time budget stops the run, and
+    the steps/s are not known before the step is compiled. Instead the learning rate is a
+    variable set at the start of every short epoch (``BUDGET_EPOCH_STEPS``): a linear warm-up
+    over the first ``warmup`` steps (or 5% of the time, if sooner) times a cosine over the
+    fraction of the budget used since the compilation ended. One compilation; ``steps`` stays
+    the upper bound.
     """
     import keras
 
-    from training.schedules import WarmupCosine
+    budget, peak, alpha = float(config.time_budget_s), config.learning_rate, 0.01
+    warmup = config.warmup_steps or min(1000, max(1, steps // 20))
+    spe = max(1, config.steps_per_execution)
+    epoch_steps = max(spe, BUDGET_EPOCH_STEPS // spe * spe)
+    model.compile(optimizer=keras.optimizers.Adam(peak * min(1.0, epoch_steps / warmup), clipnorm=1.0), **compile_args)
+    clock: Dict = {}
 
-    budget = float(config.time_budget_s)
-    warmup = min(steps, config.warmup_steps or max(50, min(1000, steps // 20)))
-    schedule = WarmupCosine(config.learning_rate, warmup, max(steps - warmup, 1))
-    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), **compile_args)
-    marks = {}
+    class TimeCosine(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            clock["t0"] = time.perf_counter()
 
-    class Clock(keras.callbacks.Callback):
-        """Marks the end of the first step (compilation done); ends the warm-up fit after a tenth
-        of the budget (a slow machine then ramps up more steeply)."""
+        def on_epoch_begin(self, epoch, logs=None):
+            if "first" not in clock:
+                return  # epoch 0: the warm-up rate set at compile time
+            used = time.perf_counter() - clock["first"]
+            frac = min(1.0, used / max(budget - (clock["first"] - clock["t0"]), 1e-6))
+            warm = min(1.0, max((epoch + 1) * epoch_steps / warmup, frac / 0.05))  # steps, or 5% of the time
+            self.model.optimizer.learning_rate = peak * warm * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * frac)))
 
         def on_train_batch_end(self, batch, logs=None):
             now = time.perf_counter()
-            marks.setdefault("first", (batch + 1, now))
-            if now - marks["first"][1] > 0.1 * budget:
+            clock.setdefault("first", now)  # the first step has been compiled and run
+            if now - clock["t0"] > budget:
                 self.model.stop_training = True
 
-    t0 = time.perf_counter()
-    progress.line.total = warmup
-    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0, callbacks=[Clock(), progress.callback])
-    t1 = time.perf_counter()
-    done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    first_step, first_t = marks.get("first", (done, t1))
-    compile_s = first_t - t0
-    rate = (done - first_step) / max(t1 - first_t, 1e-6) if done > first_step else done / max(t1 - t0, 1e-6)
-    left = budget - (t1 - t0) - compile_s
-    decay = int(max(0, min(steps - done, rate * left * 0.97)))
-    log.info("time budget %.0f s: %d warm-up steps, %.1f steps/s after %.1f s of compilation; %d more steps "
-             "in the cosine", budget, done, rate, compile_s, decay)
-    schedule.warmup = done
-    if decay < 1:
-        return
-    schedule.decay = decay
-    model.compile(optimizer=model.optimizer, **compile_args)  # re-trace with the new decay, moments kept
-    progress.offset, progress.line.total = done, done + decay
-    model.fit(data, steps_per_epoch=decay, epochs=1, verbose=0,
-              callbacks=[progress.callback, _TimeBudget(max(left + compile_s, 1.0))] + callbacks)
+    progress.line.total = None  # the number of steps is what the budget allows
+    model.fit(data, steps_per_epoch=epoch_steps, epochs=-(-steps // epoch_steps), verbose=0,
+              callbacks=[TimeCosine(), progress.callback] + callbacks)
+    log.info("time budget %.0f s: %d steps after %.1f s of compilation", budget,
+             int(keras.ops.convert_to_numpy(model.optimizer.iterations)), clock.get("first", 0) - clock.get("t0", 0))
 
 
 def _TimeBudget(seconds: float):
