@@ -196,6 +196,17 @@ def test_parallel_load_and_prefetch_give_the_same_data(tmp_path):
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(plain, ahead))
 
 
+def test_parallel_load_of_a_corrupt_file_is_a_clear_error(tmp_path):
+    from training.data import load_arrays
+
+    root = make_dataset(str(tmp_path / "a"), n_images=2)
+    good = os.path.join(root, "Split-train", "data_tfrecord-00000-of-00001.gz")
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(gzip.compress(b"\x00" * 40))  # a record header whose CRC does not match
+    with pytest.raises(DatasetError, match="bad.gz: cannot read records: "):
+        load_arrays([good, str(bad)], "vdsr", (2,), workers=2)
+
+
 def test_time_budget_sizes_the_cosine(dataset, tmp_path):
     cfg = TrainConfig(model="subpixel", scales=(2,), batch_size=8, steps=10**6, learning_rate=1e-3,
                       model_args={"width": 8, "blocks": 1}, log_every=10**5, time_budget_s=5, in_memory=True)

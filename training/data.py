@@ -166,15 +166,15 @@ def numpy_batches(files: Sequence[str], kind: str, batch_size: int, scales=None,
         epoch += 1
 
 
-def _load_file(args) -> Tuple[np.ndarray, np.ndarray, int]:
-    f, kind, scales, crop = args
+def _load_file(f: str, kind: str, scales, crop) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """(inputs, targets) of one file as uint8 arrays, or None if it holds no wanted records."""
     xs, ys = [], []
     for x, y in iter_examples([f], kind, scales, crop):
         xs.append(x.astype(np.uint8))
         ys.append(y.astype(np.uint8))
     if not xs:
-        return None, None, 0
-    return np.stack(xs), np.stack(ys), len(xs)
+        return None
+    return np.stack(xs), np.stack(ys)
 
 
 _CHILD = """
@@ -182,10 +182,10 @@ import json, sys
 import numpy as np
 from training.data import _load_file
 f, kind, scales, crop, out = json.loads(sys.argv[1])
-x, y, n = _load_file((f, kind, scales, crop))
-if n:
-    np.save(out + "_x.npy", x)
-    np.save(out + "_y.npy", y)
+pair = _load_file(f, kind, scales, crop)
+if pair is not None:
+    np.save(out + "_x.npy", pair[0])
+    np.save(out + "_y.npy", pair[1])
 """
 
 
@@ -210,13 +210,13 @@ def _load_files_in_children(files, kind, scales, crop, workers: int):
             if p.returncode != 0:
                 for _, _, q in running:
                     q.kill()
-                raise DatasetError(f"{f}: cannot read records: {err.decode(errors='replace').strip().splitlines()[-1:]}")
+                last = (err.decode(errors="replace").strip().splitlines() or ["exit status %d" % p.returncode])[-1]
+                raise DatasetError(f"{f}: cannot read records: {last}")
         parts = []
         for i, _ in enumerate(files):
             xp = os.path.join(tmp, f"{i}_x.npy")
             if os.path.exists(xp):
-                x, y = np.load(xp), np.load(os.path.join(tmp, f"{i}_y.npy"))
-                parts.append((x, y, len(x)))
+                parts.append((np.load(xp), np.load(os.path.join(tmp, f"{i}_y.npy"))))
         return parts
 
 
@@ -234,8 +234,7 @@ def load_arrays(files: Sequence[str], kind: str, scales=None, crop=None,
     if workers > 1 and len(files) > 1:
         parts = _load_files_in_children(files, kind, scales, crop, workers)
     else:
-        parts = [_load_file((f, kind, scales, crop)) for f in files]
-    parts = [(x, y) for x, y, n in parts if n]
+        parts = [p for p in (_load_file(f, kind, scales, crop) for f in files) if p is not None]
     if not parts:
         raise DatasetError(f"no records of scale {scales} in {files[:3]}")
     if len(parts) == 1:
