@@ -159,7 +159,13 @@ def _ffprobe_binary(ffmpeg: str) -> Optional[str]:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video's first video stream says about itself."""
+    """What a video's first video stream says about itself.
+
+    ``width`` x ``height`` is the size of the frames the decoder yields: the display size,
+    after the rotation a phone records in the stream's display matrix (ffmpeg applies it
+    when decoding). ``rotation`` is that rotation in degrees counterclockwise, as the display
+    matrix states it (0, 90, 180 or 270).
+    """
 
     path: str
     width: int
@@ -170,6 +176,21 @@ class VideoInfo:
     codec: str
     duration: Optional[float]
     has_audio: bool
+    rotation: int = 0
+
+
+def _rotation_degrees(value) -> int:
+    """0/90/180/270 from a display-matrix rotation or a ``rotate`` tag (sign conventions
+    differ between ffmpeg versions; only the quarter turn matters for the frame size)."""
+    try:
+        degrees = float(value)
+    except (TypeError, ValueError):
+        return 0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def _display_size(width: int, height: int, rotation: int) -> Tuple[int, int]:
+    return (height, width) if rotation in (90, 270) else (width, height)
 
 
 def _parse_rate(rate: str) -> float:
@@ -204,18 +225,22 @@ def probe_video(path: str) -> VideoInfo:
         duration = video.get("duration") or meta.get("format", {}).get("duration")
         fps = _parse_rate(video.get("avg_frame_rate", "0/0")) or _parse_rate(video.get("r_frame_rate", "0/0"))
         frame_count = int(count) if count and str(count).isdigit() and int(count) > 0 else None
-        if frame_count is None and duration and fps:
-            frame_count = None  # a duration-based estimate is not a count; leave unknown
+        rotation = next((_rotation_degrees(d["rotation"]) for d in video.get("side_data_list", [])
+                         if "rotation" in d), None)
+        if rotation is None:  # older files and tools: a clockwise ``rotate`` tag
+            rotation = (-_rotation_degrees(video.get("tags", {}).get("rotate"))) % 360
+        width, height = _display_size(int(video["width"]), int(video["height"]), rotation)
         return VideoInfo(
             path=path,
-            width=int(video["width"]),
-            height=int(video["height"]),
+            width=width,
+            height=height,
             fps=fps,
             frame_count=frame_count,
             pix_fmt=video.get("pix_fmt", "unknown"),
             codec=video.get("codec_name", "unknown"),
             duration=float(duration) if duration else None,
             has_audio=any(s.get("codec_type") == "audio" for s in streams),
+            rotation=rotation,
         )
     return _probe_from_banner(path, ffmpeg)
 
@@ -223,6 +248,8 @@ def probe_video(path: str) -> VideoInfo:
 _STREAM_RE = re.compile(r"Stream #\S+.*?: Video: (\w+)[^,]*, (\w+)[^,]*?(?:\([^)]*\))?, (\d+)x(\d+)")
 _FPS_RE = re.compile(r"([\d.]+) fps")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+_MATRIX_RE = re.compile(r"displaymatrix: rotation of (-?[\d.]+) degrees")
+_ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.M)
 
 
 def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
@@ -237,16 +264,27 @@ def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
     duration = None
     if dur_m:
         duration = int(dur_m.group(1)) * 3600 + int(dur_m.group(2)) * 60 + float(dur_m.group(3))
+    # The first video stream's own block: from its Stream line to the next stream.
+    block = text[m.start():]
+    next_stream = re.search(r"\n\s*Stream #", block[1:])
+    block = block[: next_stream.start() + 1] if next_stream else block
+    matrix_m, tag_m = _MATRIX_RE.search(block), _ROTATE_TAG_RE.search(block)
+    if matrix_m:
+        rotation = _rotation_degrees(matrix_m.group(1))
+    else:  # the ``rotate`` tag turns clockwise
+        rotation = (-_rotation_degrees(tag_m.group(1))) % 360 if tag_m else 0
+    width, height = _display_size(int(m.group(3)), int(m.group(4)), rotation)
     return VideoInfo(
         path=path,
-        width=int(m.group(3)),
-        height=int(m.group(4)),
+        width=width,
+        height=height,
         fps=float(fps_m.group(1)) if fps_m else 0.0,
         frame_count=None,
         pix_fmt=m.group(2),
         codec=m.group(1),
         duration=duration,
         has_audio=" Audio: " in text,
+        rotation=rotation,
     )
 
 

@@ -1,6 +1,7 @@
 import io
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -164,6 +165,33 @@ def test_probe_without_ffprobe_uses_banner(tmp_path, monkeypatch):
     info = media.probe_video(make_video(tmp_path / "v.mp4", frames=4, size=(18, 30)))
     assert (info.width, info.height) == (30, 18) and info.fps == pytest.approx(10)
     assert len(list(media.iter_video_frames(info.path, info=info))) == 4
+
+
+@pytest.mark.parametrize("tag,turned", [("90", True), ("180", False), ("270", True)])
+@pytest.mark.parametrize("probe", ["ffprobe", "banner"])
+def test_rotated_phone_clip_decodes_upright_at_its_display_size(tmp_path, monkeypatch, tag, turned, probe):
+    """A phone clip stores landscape pixels plus a display rotation, and ffmpeg turns the
+    frames when decoding. Read at the stored size, the same bytes would reshape into
+    garbage without any error, so the probe must report the display size."""
+    src = make_video(tmp_path / "src.mp4", frames=3, size=(18, 30))
+    rotated = str(tmp_path / "rot.mp4")
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", src, "-c", "copy",
+                    "-metadata:s:v:0", f"rotate={tag}", rotated], check=True)
+    if probe == "banner":
+        lone = tmp_path / "bin"
+        lone.mkdir()
+        os.symlink(shutil.which("ffmpeg"), lone / "ffmpeg")  # no ffprobe beside it
+        monkeypatch.setenv("IMAGESR_FFMPEG", str(lone / "ffmpeg"))
+    info = media.probe_video(rotated)
+    assert info.rotation in ((90, 270) if turned else (180,))
+    assert (info.width, info.height) == ((18, 30) if turned else (30, 18))
+    upright = list(media.iter_video_frames(rotated, info=info))
+    stored = list(media.iter_video_frames(src))
+    assert len(upright) == 3 and upright[0].shape == (info.height, info.width, 3)
+    # The same decoded pixels, turned by a quarter or half turn: exactly, not approximately.
+    turns = [k for k in range(4) if np.rot90(stored[0], k).shape == upright[0].shape
+             and np.array_equal(np.rot90(stored[0], k), upright[0])]
+    assert turns == [info.rotation // 90]
 
 
 def test_encode_video_roundtrip_is_atomic(tmp_path):
