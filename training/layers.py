@@ -189,12 +189,19 @@ def pixel_unshuffle(x, r: int):
     return ops.reshape(x, (n, h, w, r * r * c))
 
 
-@keras.saving.register_keras_serializable(package="imagesr")
-class PixelShuffle(keras.layers.Layer):
+class _PixelRearrange(keras.layers.Layer):
+    """What PixelShuffle and PixelUnshuffle share: an integer factor, saved in the config."""
+
     def __init__(self, factor: int, **kwargs):
         super().__init__(**kwargs)
         self.factor = int(factor)
 
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="imagesr")
+class PixelShuffle(_PixelRearrange):
     def call(self, x):
         return pixel_shuffle(x, self.factor)
 
@@ -202,22 +209,12 @@ class PixelShuffle(keras.layers.Layer):
         r = self.factor
         return (s[0], None if s[1] is None else s[1] * r, None if s[2] is None else s[2] * r, s[3] // (r * r))
 
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
-
 
 @keras.saving.register_keras_serializable(package="imagesr")
-class PixelUnshuffle(keras.layers.Layer):
-    def __init__(self, factor: int, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = int(factor)
-
+class PixelUnshuffle(_PixelRearrange):
     def call(self, x):
         return pixel_unshuffle(x, self.factor)
 
     def compute_output_shape(self, s):
         r = self.factor
         return (s[0], None if s[1] is None else s[1] // r, None if s[2] is None else s[2] // r, s[3] * r * r)
-
-    def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
