@@ -5,12 +5,16 @@
    residuals), written as TFRecords by forked workers (no TensorFlow and no Beam on the GPU
    machine) and read back through the TF-free reader (training.data.load_arrays).
 2. Training with the backend Keras is set to (JAX on the H100), each run within its own time
-   budget with a cosine in time (training.trainer, time_budget_s): VDSR on x2+x3+x4,
-   SubPixel-SR at x2 and at x1.5.
+   budget with a cosine in time (training.trainer, time_budget_s): VDSR on x2+x3+x4 alone
+   first, then SubPixel-SR at x2 and at x1.5 side by side. Each run is a child process (this
+   script with --child); the runs of one group share the GPU. SubPixel-SR's steps are short
+   and bound by the host loop, so two of them fill each other's idle gaps on the GPU (and
+   overlap their loading, compilation and export), which leaves VDSR more of the total time.
 3. Y-PSNR/SSIM on Set5 and Set14 by `imagesr evaluate --json` (the command itself), run on the
    machine's CPU cores (JAX_PLATFORMS=cpu) in the background while the GPU trains the next
    model: evaluation compiles once per image size, which would otherwise take GPU time.
 
+VDSR (trained at x2/x3/x4) is also evaluated at x1.5, beside the efficient model there.
 Results go to OUT/results.json (rewritten after every stage, so a cut-off run still reports
 what it finished) and each model to OUT/<run>.keras; at most 4 files, within what the device
 tool brings back. The 30-frame timing is benchmarks/upscale.py (run after this, see
@@ -49,7 +53,12 @@ RUNS = {
     "subpixel_x2": ("subpixel", (2,), 1e-3, 4, SUBPIXEL_GPU),
     "subpixel_x1.5": ("subpixel", (1.5,), 1e-3, 4, SUBPIXEL_GPU),
 }
-DEFAULT_BUDGETS = {"vdsr_x2-3-4": 200.0, "subpixel_x2": 55.0, "subpixel_x1.5": 55.0}
+DEFAULT_BUDGETS = {"vdsr_x2-3-4": 230.0, "subpixel_x2": 80.0, "subpixel_x1.5": 80.0}
+# Runs in one group train at the same time, in separate processes; groups run one after another.
+DEFAULT_GROUPS = ["vdsr_x2-3-4", "subpixel_x2,subpixel_x1.5"]
+EVAL_SCALES = {"vdsr": (2, 3, 4, 1.5)}  # VDSR serves any scale: shown at the efficient model's x1.5 too
+SUMMARY_KEYS = ("parameters", "steps", "train_seconds", "steps_per_second", "final_loss", "eval_psnr_y",
+                "eval_psnr_y_bicubic")
 _OPTS = None
 
 
@@ -88,29 +97,33 @@ def make_patches(train_dir: str, out: str, workers: int, limit_sources=None) -> 
 
 
 class Evaluations:
-    """`imagesr evaluate --json` jobs, one at a time in a background thread, on the CPU.
+    """`imagesr evaluate --json` jobs in background threads, ``workers`` at a time, on the CPU.
 
     They run with JAX_PLATFORMS=cpu (no GPU memory, no GPU time) on all cores but the first
-    two, which stay with the training loop that feeds the GPU."""
+    four, which stay with the training loops that feed the GPU; each worker has its own share
+    of those cores (evaluation compiles once per image size, which is mostly one thread)."""
 
-    def __init__(self, log, on_result):
+    def __init__(self, log, on_result, workers: int = 2):
         self.jobs, self.log, self.on_result = [], log, on_result
         self.cond = threading.Condition()
         self.closed = False
-        self.proc = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        cores = sorted(os.sched_getaffinity(0))
+        spare = cores[4:] or cores
+        workers = max(1, min(workers, len(spare)))
+        self.procs = [None] * workers
+        self.threads = [threading.Thread(target=self._run, args=(i, set(spare[i::workers])), daemon=True)
+                        for i in range(workers)]
+        for t in self.threads:
+            t.start()
 
     def add(self, key: str, model_dir: str, dataset: str, scales) -> None:
         with self.cond:
             self.jobs.append((key, model_dir, dataset, scales))
             self.cond.notify()
 
-    def _run(self):
+    def _run(self, worker: int, cores):
         env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join(
             p for p in [ROOT, os.environ.get("PYTHONPATH", "")] if p))
-        cores = sorted(os.sched_getaffinity(0))
-        spare = set(cores[2:]) or set(cores)
         while True:
             with self.cond:
                 while not self.jobs and not self.closed:
@@ -121,37 +134,119 @@ class Evaluations:
             t = time.perf_counter()
             cmd = [sys.executable, "-m", "imagesr.cli", "evaluate", "--model", model_dir, "--dataset", dataset,
                    "--scales", *[f"{s:g}" for s in scales], "--json"]
-            p = self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            p = self.procs[worker] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                      text=True)
             try:
-                os.sched_setaffinity(p.pid, spare)  # before it starts its threads (no preexec_fn: we are threaded)
+                os.sched_setaffinity(p.pid, cores)  # before it starts its threads (no preexec_fn: we are threaded)
             except OSError:
                 pass
             out, err = p.communicate()
-            p = subprocess.CompletedProcess(cmd, p.returncode, out, err)
             if p.returncode == 0:
-                value = json.loads(p.stdout.strip().splitlines()[-1])
+                value = json.loads(out.strip().splitlines()[-1])
                 value["seconds"] = round(time.perf_counter() - t, 1)
             elif self.closed and p.returncode < 0:
                 value = {"error": "stopped: the evaluations ran past --eval-timeout", "command": " ".join(cmd)}
             else:
-                value = {"error": p.stderr.strip()[-2000:], "command": " ".join(cmd)}
+                value = {"error": err.strip()[-2000:], "command": " ".join(cmd)}
             self.log(f"evaluated {key} in {time.perf_counter() - t:.1f} s"
                      + ("" if p.returncode == 0 else f": FAILED ({value['error'][-300:]})"))
             self.on_result(key, value)
 
     def close(self, timeout: float):
+        """Wait up to ``timeout`` s for the queued jobs; then stop those still running, so that
+        they do not disturb what comes next. True when all finished."""
         with self.cond:
             self.closed = True
-            self.cond.notify()
-        self.thread.join(timeout)
-        if self.thread.is_alive():  # stop the one running, so that it does not disturb what comes next
-            with self.cond:
-                self.jobs.clear()
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.kill()
-            self.thread.join(10)
-            return False
-        return True
+            self.cond.notify_all()
+        end = time.perf_counter() + timeout
+        for t in self.threads:
+            t.join(max(0.0, end - time.perf_counter()))
+        if not any(t.is_alive() for t in self.threads):
+            return True
+        with self.cond:
+            self.jobs.clear()
+        for p in self.procs:
+            if p is not None and p.poll() is None:
+                p.kill()
+        for t in self.threads:
+            t.join(10)
+        return False
+
+
+def train_config(args, name: str, budget_s: float):
+    from training.trainer import TrainConfig
+
+    model, scales, lr, spe, model_args = RUNS[name]
+    return TrainConfig(model=model, scales=scales, batch_size=8 if args.quick else args.batch, steps=args.steps,
+                       learning_rate=lr, mixed_precision=args.mixed_precision, in_memory=True,
+                       time_budget_s=budget_s, steps_per_execution=spe, model_args=model_args,
+                       log_every=20 if args.quick else 2000, eval_batches=4)
+
+
+def train_child(args) -> None:
+    """One run (--child NAME): train it, then write its summary, backend and devices beside the model."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("training").setLevel(logging.INFO)  # pairs loaded, steps, compilation time
+    import keras
+
+    from training.data import find_record_files
+    from training.trainer import train
+
+    devices = []
+    if keras.backend.backend() == "jax":
+        import jax
+
+        devices = [str(d) for d in jax.devices()]
+    print(f"Keras {keras.__version__} on {keras.backend.backend()}: {devices}", flush=True)
+    patches = os.path.join(args.work, "patches")
+    run_dir = os.path.join(args.work, "runs", args.child)
+    cfg = train_config(args, args.child, args.child_budget)
+    s = train(cfg, find_record_files(patches, "train"), find_record_files(patches, "eval"), run_dir)
+    out = {k: s.get(k) for k in SUMMARY_KEYS}
+    out.update(backend=keras.backend.backend(), keras=keras.__version__, devices=devices)
+    with open(os.path.join(run_dir, "gpu_summary.json"), "w") as f:
+        json.dump(out, f)
+
+
+def run_group(args, names, budgets, log):
+    """Train ``names`` at the same time, one child process each, their output prefixed in the
+    log; returns {name: (summary or None, error or None, wall seconds)}."""
+    procs, t = {}, time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [ROOT, os.environ.get("PYTHONPATH", "")] if p))
+    if len(names) > 1:  # JAX takes 75% of the GPU's memory per process by default
+        env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / len(names):.2f}"
+    passed = [a for a in sys.argv[1:]]
+    for name in names:
+        run_dir = os.path.join(args.work, "runs", name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cmd = [sys.executable, os.path.abspath(__file__), *passed, "--child", name,
+               "--child-budget", f"{budgets[name]:.1f}"]
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        tail = []
+
+        def pump(p=p, name=name, tail=tail):
+            for line in p.stdout:
+                line = line.rstrip()
+                if line:
+                    tail[:] = (tail + [line])[-5:]
+                    log(f"  {name} | {line}")
+
+        thread = threading.Thread(target=pump, daemon=True)
+        thread.start()
+        procs[name] = (p, thread, tail)
+    done = {}
+    for name, (p, thread, tail) in procs.items():
+        rc = p.wait()
+        thread.join()
+        summary_path = os.path.join(args.work, "runs", name, "gpu_summary.json")
+        if rc == 0 and os.path.exists(summary_path):
+            with open(summary_path) as f:
+                done[name] = (json.load(f), None, time.perf_counter() - t)
+        else:
+            done[name] = (None, f"exit status {rc}: " + " | ".join(tail[-3:]), time.perf_counter() - t)
+    return done
 
 
 def main():
@@ -161,17 +256,27 @@ def main():
     ap.add_argument("--work", default="/tmp/imagesr-gpu")
     ap.add_argument("--budget", nargs="+", default=[], metavar="RUN=SECONDS",
                     help=f"training seconds per run (default {' '.join(f'{k}={v:g}' for k, v in DEFAULT_BUDGETS.items())})")
-    ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    ap.add_argument("--groups", nargs="+", default=DEFAULT_GROUPS, metavar="RUN[,RUN...]",
+                    help="runs in order; the runs of one group (comma-separated) train at the same time "
+                         f"(default: {' '.join(DEFAULT_GROUPS)}); runs are {', '.join(RUNS)}")
     ap.add_argument("--steps", type=int, default=1_000_000, help="upper bound on steps (the budget stops first)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (the GPU run)")
     ap.add_argument("--workers", type=int, default=os.cpu_count())
     ap.add_argument("--eval-timeout", type=float, default=240, help="seconds to wait for evaluations at the end")
     ap.add_argument("--deadline-s", type=float, default=None,
-                    help="finish within this many seconds: the runs' budgets shrink in proportion when the "
+                    help="finish within this many seconds: the groups' budgets shrink in proportion when the "
                          "patches or compilations took longer than planned")
     ap.add_argument("--quick", action="store_true", help="CPU dry run: few sources, short budgets")
+    ap.add_argument("--child", choices=list(RUNS), help=argparse.SUPPRESS)
+    ap.add_argument("--child-budget", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return train_child(args)
+    groups = [g.split(",") for g in args.groups]
+    for name in (n for g in groups for n in g):
+        if name not in RUNS:
+            ap.error(f"--groups: unknown run {name!r}; runs are {', '.join(RUNS)}")
     budgets = dict(DEFAULT_BUDGETS)
     if args.quick:
         budgets = {k: 15.0 for k in budgets}
@@ -182,15 +287,12 @@ def main():
         budgets[k] = float(v)
     os.makedirs(args.out, exist_ok=True)
     t0 = time.perf_counter()
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("training").setLevel(logging.INFO)  # pairs loaded, steps, compilation time
 
     def log(msg):
         print(f"[{time.perf_counter() - t0:6.1f} s] {msg}", flush=True)
 
-    results = {"machine": platform.node(), "cpus": os.cpu_count(), "runs": {}, "evaluation": {}}
+    results = {"machine": platform.node(), "cpus": os.cpu_count(), "groups": args.groups, "runs": {},
+               "evaluation": {}}
 
     lock = threading.Lock()
 
@@ -202,65 +304,53 @@ def main():
                 json.dump(results, f, indent=1, default=str)
             os.replace(tmp, os.path.join(args.out, "results.json"))
 
-    # Patches first, in forked workers, before Keras/JAX start their threads and the device.
+    # Patches in forked workers; this process never starts Keras or the GPU (the runs are children).
     patches = os.path.join(args.work, "patches")
     n = make_patches(os.path.join(args.data, "train"), patches, args.workers, limit_sources=6 if args.quick else None)
     results["patches"] = {"pairs": n, "seconds": round(time.perf_counter() - t0, 1), "workers": args.workers}
     log(f"patches: {n:,} pairs (x2/x3/x4/x1.5, 48 px) in {results['patches']['seconds']} s")
     save()
 
-    import keras
-
-    from training.data import find_record_files
-    from training.trainer import TrainConfig, train
-
-    results.update(backend=keras.backend.backend(), keras=keras.__version__)
-    if keras.backend.backend() == "jax":
-        import jax
-
-        results["devices"] = [str(d) for d in jax.devices()]
-    log(f"Keras {keras.__version__} on {keras.backend.backend()}: {results.get('devices', '')}")
-    tr, ev = find_record_files(patches, "train"), find_record_files(patches, "eval")
     benches = {s: os.path.join(args.data, "bench", s, "HR") for s in ("Set5", "Set14")}
+
     def evaluated(key, value):
         with lock:
             results["evaluation"][key] = value
         save()
 
     evals = Evaluations(log, evaluated)
-    overhead_s = 25.0  # per run: loading, evaluation on the eval split, export (the deadline absorbs more)
-    for i, name in enumerate(args.runs):
-        model, scales, lr, spe, model_args = RUNS[name]
+    overhead_s = 25.0  # per group: start, loading, compilation, eval-split patches, export
+    for i, group in enumerate(groups):
         if args.deadline_s:
-            rest = args.runs[i:]
+            rest = groups[i:]
             left = args.deadline_s - (time.perf_counter() - t0) - overhead_s * len(rest) - args.eval_timeout / 2
-            planned = sum(budgets[r] for r in rest)
+            planned = sum(max(budgets[r] for r in g) for g in rest)
             if left < planned:
-                budgets[name] = max(5.0, budgets[name] * left / planned)
-                log(f"{name}: budget cut to {budgets[name]:.0f} s to end by the {args.deadline_s:g} s deadline")
-        cfg = TrainConfig(model=model, scales=scales, batch_size=8 if args.quick else args.batch, steps=args.steps,
-                          learning_rate=lr, mixed_precision=args.mixed_precision, in_memory=True,
-                          time_budget_s=budgets[name], steps_per_execution=spe, model_args=model_args,
-                          log_every=20 if args.quick else 2000, eval_batches=4)
-        run_dir = os.path.join(args.work, "runs", name)
-        t = time.perf_counter()
-        try:
-            s = train(cfg, tr, ev, run_dir)
-        except Exception as e:  # noqa: BLE001 - report and go on with the next run
-            results["runs"][name] = {"error": f"{type(e).__name__}: {e}"}
-            log(f"{name}: FAILED {type(e).__name__}: {e}")
+                factor = max(left, 5.0 * len(rest)) / planned
+                for name in group:
+                    budgets[name] = max(5.0, budgets[name] * factor)
+                log(f"{','.join(group)}: budgets cut to {', '.join(f'{budgets[r]:.0f}' for r in group)} s "
+                    f"to end by the {args.deadline_s:g} s deadline")
+        log(f"training {', '.join(f'{r} ({budgets[r]:.0f} s)' for r in group)}")
+        for name, (s, error, wall) in run_group(args, group, budgets, log).items():
+            model, scales, lr, _, model_args = RUNS[name]
+            if error:
+                results["runs"][name] = {"error": error}
+                log(f"{name}: FAILED {error}")
+                save()
+                continue
+            for k in ("backend", "keras", "devices"):
+                results[k] = s.pop(k)
+            run_dir = os.path.join(args.work, "runs", name)
+            shutil.copy(os.path.join(run_dir, "model.keras"), os.path.join(args.out, f"{name}.keras"))
+            results["runs"][name] = dict(s, budget_s=budgets[name], wall_seconds=round(wall, 1),
+                                         trained_beside=[r for r in group if r != name],
+                                         batch=8 if args.quick else args.batch, learning_rate=lr,
+                                         mixed_precision=args.mixed_precision, model_args=model_args)
+            log(f"{name}: {json.dumps(results['runs'][name])}")
             save()
-            continue
-        shutil.copy(os.path.join(run_dir, "model.keras"), os.path.join(args.out, f"{name}.keras"))
-        results["runs"][name] = {k: s.get(k) for k in ("parameters", "steps", "train_seconds", "steps_per_second",
-                                                       "final_loss", "eval_psnr_y", "eval_psnr_y_bicubic")}
-        results["runs"][name].update(budget_s=budgets[name], wall_seconds=round(time.perf_counter() - t, 1),
-                                     batch=cfg.batch_size, learning_rate=lr, mixed_precision=cfg.mixed_precision,
-                                     model_args=model_args)
-        log(f"{name}: {json.dumps(results['runs'][name])}")
-        save()
-        for bench, folder in benches.items():
-            evals.add(f"{name} {bench}", run_dir, folder, scales)
+            for bench, folder in benches.items():
+                evals.add(f"{name} {bench}", run_dir, folder, EVAL_SCALES.get(model, scales))
     done = evals.close(args.eval_timeout)
     if not done:
         results["evaluation_incomplete"] = f"evaluations still running after {args.eval_timeout:g} s"
