@@ -65,17 +65,27 @@ def build_pipeline(p: beam.Pipeline, sources: List[Dict], patch_options: PatchOp
 
 class MarkerProgress:
     """Local runs: sources done, pairs written and their rate, read from the workers' marker
-    files by a background thread, shown with imagesr.progress.ProgressLine."""
+    files by a background thread, shown with imagesr.progress.ProgressLine.
 
-    def __init__(self, folder: str, total_sources: int):
+    The ETA weighs each source by the megapixels it will decode (estimated from headers in
+    the background, :func:`imagesr.sources.estimated_megapixels`; at most ``ESTIMATE_AT_MOST``
+    sources, the rest take their kind's mean), so a long video is not counted like one image."""
+
+    ESTIMATE_AT_MOST = 2000
+
+    def __init__(self, folder: str, sources: List[Dict], frame_stride: int = 5, max_frames: Optional[int] = None):
         from imagesr.progress import ProgressLine
 
         self.folder = folder
-        self.line = ProgressLine("patches", total_sources, "sources", tty_interval=1.0, log_interval=10.0)
+        self.sources, self.frame_stride, self.max_frames = sources, frame_stride, max_frames
+        self.weights: Optional[Dict[str, float]] = None  # source id -> estimated megapixels, once known
+        self.line = ProgressLine("patches", len(sources), "sources", tty_interval=1.0, log_interval=10.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._estimator = threading.Thread(target=self._estimate, daemon=True)
 
     def __enter__(self):
+        self._estimator.start()
         self._thread.start()
         return self
 
@@ -84,8 +94,28 @@ class MarkerProgress:
         self._thread.join()
         self._show(final=True)
 
+    def _estimate(self):
+        from imagesr.sources import Source, estimated_megapixels
+
+        step = max(1, -(-len(self.sources) // self.ESTIMATE_AT_MOST))
+        known: Dict[str, float] = {}
+        by_kind: Dict[str, List[float]] = defaultdict(list)
+        for d in self.sources[::step]:
+            if self._stop.is_set():
+                return
+            mp = estimated_megapixels(Source.from_json(d), self.frame_stride, self.max_frames)
+            if mp is not None:
+                known[d["source_id"]] = mp
+                by_kind[d["kind"]].append(mp)
+        if not known:
+            return  # nothing measurable: the ETA stays by sources
+        overall = sum(known.values()) / len(known)
+        kind_mean = {k: sum(v) / len(v) for k, v in by_kind.items()}
+        self.weights = {d["source_id"]: known.get(d["source_id"], kind_mean.get(d["kind"], overall))
+                        for d in self.sources}
+
     def _read(self):
-        done = pairs = failed = 0
+        finished, pairs, failed = [], 0, 0
         for name in os.listdir(self.folder):
             if name.startswith("."):
                 continue
@@ -94,15 +124,20 @@ class MarkerProgress:
                     d = json.load(f)
             except (OSError, ValueError):
                 continue
-            done += 1
+            finished.append(d["source"])
             pairs += d["pairs"]
             failed += d["status"] != "ok"
-        return done, pairs, failed
+        return finished, pairs, failed
 
     def _show(self, final=False):
-        done, pairs, failed = self._read()
+        finished, pairs, failed = self._read()
+        weights = self.weights
+        fraction = None
+        if weights:
+            fraction = sum(weights.get(s, 0.0) for s in finished) / max(sum(weights.values()), 1e-9)
         rate = pairs / self.line.elapsed()
-        self.line.update(done, f"({failed} failed)  pairs {pairs:,}  {rate:,.0f} pairs/s", final=final, force=True)
+        self.line.update(len(finished), f"({failed} failed)  pairs {pairs:,}  {rate:,.0f} pairs/s", final=final,
+                         force=True, fraction=fraction)
 
     def _loop(self):
         while not self._stop.wait(self.line.interval):
@@ -222,7 +257,7 @@ def produce_dataset(
     try:
         build_pipeline(pipeline, sources, patch_options, staging, frame_stride, max_frames, progress_dir)
         if progress_dir:
-            with MarkerProgress(progress_dir, len(sources)):
+            with MarkerProgress(progress_dir, sources, frame_stride, max_frames):
                 result = pipeline.run()
                 result.wait_until_finish()
         else:

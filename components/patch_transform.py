@@ -158,7 +158,8 @@ def _write_progress(folder: str, status: Dict) -> None:
     name = hashlib.md5(status["source"].encode()).hexdigest() + ".json"
     tmp = os.path.join(folder, "." + name)
     with open(tmp, "w") as f:
-        json.dump({"pairs": status["pairs"], "megapixels": status["megapixels"], "status": status["status"]}, f)
+        json.dump({"source": status["source"], "pairs": status["pairs"], "megapixels": status["megapixels"],
+                   "status": status["status"]}, f)
     os.replace(tmp, os.path.join(folder, name))
 
 

@@ -29,9 +29,13 @@ class ProgressLine:
     def elapsed(self) -> float:
         return max(time.perf_counter() - self.t0, 1e-9)
 
-    def update(self, done: int, extra: str = "", final: bool = False, force: bool = False) -> None:
+    def update(self, done: int, extra: str = "", final: bool = False, force: bool = False,
+               fraction: Optional[float] = None) -> None:
         """Show ``done`` (of ``total``); skipped if the last line is younger than the interval,
-        unless ``force`` or ``final`` (the last line, which ends the in-place line)."""
+        unless ``force`` or ``final`` (the last line, which ends the in-place line).
+
+        ``fraction``: the share of the work done, when the items differ in size (a video and an
+        image are one source each); the ETA then comes from it rather than from ``done``."""
         if not self.stream:
             return
         now = time.perf_counter()
@@ -41,8 +45,13 @@ class ProgressLine:
         rate = done / self.elapsed()
         unit = f" {self.unit}" if self.unit else ""
         line = f"[{self.label}] {done:,}" + (f"/{self.total:,}" if self.total else "") + unit
+        if fraction is not None and not final:
+            line += f" ({min(fraction, 1.0):.0%} of the work)"
         line += f"  {rate:,.1f}{unit or ' items'}/s"
-        if self.total and not final:
+        if fraction is not None and not final:
+            eta = self.elapsed() * (1 - fraction) / fraction if fraction > 0 else float("nan")
+            line += "  ETA " + ("--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}")
+        elif self.total and not final:
             eta = max(self.total - done, 0) / rate if rate > 0 else float("nan")
             line += "  ETA " + ("--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}")
         if final:

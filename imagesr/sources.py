@@ -251,6 +251,32 @@ def _iter_source_frames(src: Source, fs, frame_stride: int, max_frames: Optional
         raise media.MediaError(src.paths[0], src.reason or f"unknown source kind {src.kind}")
 
 
+def estimated_megapixels(src: Source, frame_stride: int = 5, max_frames: Optional[int] = None) -> Optional[float]:
+    """The megapixels ``process_source`` will decode from a local source, from headers only
+    (image headers, the first frame of a sequence, a video's probe), so that a progress line
+    can weigh a 2K image, a DAVIS sequence and a long video by their work rather than count
+    them as one source each. None when it cannot tell cheaply (remote, invalid, unreadable)."""
+    if src.kind == "invalid" or not src.paths or "://" in src.paths[0]:
+        return None
+    try:
+        if src.kind == "image":
+            w, h = media.image_size(src.paths[0])
+            return w * h / 1e6
+        if src.kind == "frames":
+            n = len(src.paths[::frame_stride])
+            w, h = media.image_size(src.paths[0])
+            return min(n, max_frames or n) * w * h / 1e6
+        if src.kind == "video":
+            info = media.probe_video(src.paths[0])
+            if info.frame_count is None:
+                return None
+            n = -(-info.frame_count // frame_stride)
+            return min(n, max_frames or n) * info.width * info.height / 1e6
+    except (media.MediaError, OSError):
+        return None
+    return None
+
+
 def process_source(
     src: Source,
     options: PatchOptions,

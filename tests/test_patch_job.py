@@ -4,6 +4,7 @@ GCS-protocol server for gs://, and the Dataflow job description built offline.""
 import collections
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -332,3 +333,46 @@ def test_dataflow_job_description_offline(tmp_path):
     assert job.proto.name.startswith("imagesr-patches-")
     assert job.options.view_as(GoogleCloudOptions).region == "europe-west4"
     assert job.options.view_as(GoogleCloudOptions).project == "my-project"
+
+
+def test_progress_weighs_sources_by_their_work(media_dir, tmp_path, capsys):
+    """The ETA counts megapixels, not sources: the estimate from headers equals what the
+    job decodes, for an image, a DAVIS sequence and a video alike."""
+    from components.patch_dataset import MarkerProgress
+    from components.patch_transform import _write_progress
+    from imagesr.patches import PatchOptions
+    from imagesr.sources import assign_splits, discover, estimated_megapixels, process_source
+
+    sources = assign_splits(discover([str(media_dir)]), 0.3)
+    assert {s.kind for s in sources} == {"image", "frames", "video"}
+    opts = PatchOptions(scales=(2,), patch_size=24, stride=24)
+    statuses = {}
+    for src in sources:
+        st = process_source(src, opts, frame_stride=2, max_frames=4).status
+        assert estimated_megapixels(src, frame_stride=2, max_frames=4) == pytest.approx(st["megapixels"], abs=1e-4)
+        statuses[src.source_id] = st
+
+    marker = MarkerProgress(str(tmp_path), [s.to_json() for s in sources], frame_stride=2, max_frames=4)
+    marker._estimate()
+    video = next(s.source_id for s in sources if s.kind == "video")
+    _write_progress(str(tmp_path), statuses[video])
+    marker.line.t0 -= 10  # 10 s elapsed
+    marker._show()
+    line = capsys.readouterr().err
+    share = statuses[video]["megapixels"] / sum(st["megapixels"] for st in statuses.values())
+    assert f"1/{len(sources)} sources ({share:.0%} of the work)" in line
+    m, sec = map(int, re.search(r"ETA (\d+):(\d\d)", line).groups())
+    assert abs(60 * m + sec - 10 * (1 - share) / share) <= 1.5  # 10 s for `share` of the work
+
+
+def test_progress_line_eta_from_the_fraction_of_work(capsys):
+    from imagesr.progress import ProgressLine
+
+    line = ProgressLine("job", total=4, unit="sources")
+    line.t0 -= 30
+    line.update(1, force=True, fraction=0.75)  # 1 source of 4, but 3/4 of the work
+    assert "1/4 sources (75% of the work)" in capsys.readouterr().err
+    line.update(1, force=True, fraction=0.75)
+    assert "ETA 0:10" in capsys.readouterr().err
+    line.update(1, force=True)  # no fraction: by items, 3 more at 1 per 30 s
+    assert "ETA 1:30" in capsys.readouterr().err
