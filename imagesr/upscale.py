@@ -327,7 +327,8 @@ class FrameProcessor:
 
     Wraps a :class:`training.serving.FrameUpscaler`: pads frames to the model's size multiple
     (symmetric borders), optionally runs the network on overlapping tiles, crops and resizes
-    to the requested size. ``batch`` pads short batches (the last one) to the traced shape.
+    to the requested size. ``batch``: where each batch shape costs a compilation (JAX), a
+    short batch (the last one) is padded to the shape already compiled.
     """
 
     def __init__(self, upscaler, in_size: Size, out_size: Size, tile: Optional[int] = None, batch: int = 1):
@@ -363,11 +364,11 @@ class FrameProcessor:
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         frames = np.asarray(frames, dtype=np.uint8)
         n = len(frames)
-        if self.kind not in ("subpixel", "vdsr"):
-            return self.up(frames, self.out_size)
-        if n < self.batch and self._traced:  # same shape as before: no retrace / recompile
-            frames = np.concatenate([frames, np.repeat(frames[-1:], self.batch - n, axis=0)])
+        if n < self.batch and self._traced and getattr(self.up, "compiles_per_shape", False):
+            frames = np.concatenate([frames, np.repeat(frames[-1:], self.batch - n, axis=0)])  # no recompile
         self._traced = self._traced or n == self.batch
+        if self.kind not in ("subpixel", "vdsr"):
+            return self.up(frames, self.out_size)[:n]
         if self.kind == "vdsr":
             if self.tile is None:
                 return self.up(frames, self.out_size)[:n]

@@ -42,6 +42,14 @@ SCRIPT = textwrap.dedent("""
     bic = load_upscaler("bicubic")
     frames = np.random.default_rng(1).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
     np.save(f"{out}/bicubic_frames.npy", bic(frames, (30, 42)))  # on the device: training.layers.bicubic_resize
+    # A short last batch is padded to the compiled shape: 4 + 2 frames, one compilation.
+    from imagesr.upscale import FrameProcessor
+    from training.serving import FrameUpscaler
+    fresh = FrameUpscaler(None)
+    processor = FrameProcessor(fresh, (20, 28), (30, 42), batch=4)
+    six = np.random.default_rng(2).integers(0, 256, (6, 20, 28, 3), dtype=np.uint8)
+    np.save(f"{out}/bicubic_batched.npy", np.concatenate([processor(six[:4]), processor(six[4:])]))
+    res["compiled_shapes"] = len(fresh._jit)
     res["tensorflow_loaded"] = "tensorflow" in sys.modules
     print("RESULT " + json.dumps(res))
 """)
@@ -85,6 +93,10 @@ def test_train_and_export_on_jax_without_tensorflow(tmp_path):
     core = np.stack([imresize(f, size=(30, 42)) for f in frames])
     dev = np.load(tmp_path / "out" / "bicubic_frames.npy")
     assert np.abs(dev.astype(int) - core).max() <= 1 and (dev != core).mean() < 0.01
+    six = np.random.default_rng(2).integers(0, 256, (6, 20, 28, 3), dtype=np.uint8)
+    batched = np.load(tmp_path / "out" / "bicubic_batched.npy")
+    assert res["compiled_shapes"] == 1 and batched.shape == (6, 30, 42, 3)
+    assert np.abs(batched.astype(int) - np.stack([imresize(f, size=(30, 42)) for f in six])).max() <= 1
 
 
 def test_upscale_command_on_jax_without_tensorflow(tmp_path):

@@ -344,3 +344,25 @@ def test_shipped_model_beats_bicubic_on_real_footage(tmp_path, capsys):
         scores[model] = np.mean([psnr(a, b, crop_border=2) for a, b in zip(frames, originals)])
     print(f"mean Y-PSNR 854x480 -> 1280x720: {scores}")
     assert scores["default"] > scores["bicubic"], scores
+
+
+@pytest.mark.parametrize("compiles", [True, False])
+def test_short_last_batch_is_padded_only_where_shapes_compile(compiles):
+    """JAX compiles per batch shape, so the last short batch is padded to the compiled one;
+    TensorFlow traces once for all shapes, so padding would only waste compute."""
+    from imagesr.upscale import FrameProcessor
+
+    seen = []
+
+    class Recorder:  # a bicubic-kind upscaler that records the batch sizes it is given
+        kind, scale, parameters, compiles_per_shape = "bicubic", None, 0, compiles
+
+        def __call__(self, frames, size):
+            seen.append(len(frames))
+            return np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2)
+
+    processor = FrameProcessor(Recorder(), (8, 10), (16, 20), batch=4)
+    frames = np.random.default_rng(0).integers(0, 256, (6, 8, 10, 3), dtype=np.uint8)
+    out = np.concatenate([processor(frames[:4]), processor(frames[4:])])
+    assert seen == ([4, 4] if compiles else [4, 2])
+    assert np.array_equal(out, np.repeat(np.repeat(frames, 2, axis=1), 2, axis=2))

@@ -142,6 +142,17 @@ class FrameUpscaler:
 
             self.kind, self.scale, self.parameters = model_kind(model), model_scale(model), int(model.count_params())
 
+    @property
+    def compiles_per_shape(self) -> bool:
+        """Whether a new batch shape costs a compilation (the JAX route: one jitted call per
+        shape; the TensorFlow route traces once for all shapes). Callers then pad a short last
+        batch to the shape already compiled instead of compiling another."""
+        if self._jax is None:
+            import keras
+
+            self._jax = keras.backend.backend() == "jax"
+        return self._jax
+
     def supports(self, scale: float) -> bool:
         return self.scale is None or abs(self.scale - scale) < 1e-9
 
@@ -193,11 +204,7 @@ class FrameUpscaler:
         if self.kind == "subpixel":
             h, w = batch.shape[1:3]
             natural = (int(round(h * self.scale)), int(round(w * self.scale)))
-        if self._jax is None:
-            import keras
-
-            self._jax = keras.backend.backend() == "jax"
-        if self._jax:
+        if self.compiles_per_shape:
             out = self._jax_call(batch, natural)
         elif self.kind == "bicubic":
             out = np.stack([imresize(f, size=size) for f in batch])
