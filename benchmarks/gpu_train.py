@@ -213,7 +213,7 @@ def train_child(args) -> None:
 def run_group(args, names, budgets, log):
     """Train ``names`` at the same time, one child process each, their output prefixed in the
     log; returns {name: (summary or None, error or None, wall seconds)}."""
-    procs, t = {}, time.perf_counter()
+    procs, t, ended = {}, time.perf_counter(), {}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [ROOT, os.environ.get("PYTHONPATH", "")] if p))
     if len(names) > 1:  # JAX takes 75% of the GPU's memory per process by default
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / len(names):.2f}"
@@ -232,6 +232,7 @@ def run_group(args, names, budgets, log):
                 if line:
                     tail[:] = (tail + [line])[-5:]
                     log(f"  {name} | {line}")
+            ended[name] = time.perf_counter()  # its output closed: it has exited
 
         thread = threading.Thread(target=pump, daemon=True)
         thread.start()
@@ -240,12 +241,13 @@ def run_group(args, names, budgets, log):
     for name, (p, thread, tail) in procs.items():
         rc = p.wait()
         thread.join()
+        wall = ended.get(name, time.perf_counter()) - t
         summary_path = os.path.join(args.work, "runs", name, "gpu_summary.json")
         if rc == 0 and os.path.exists(summary_path):
             with open(summary_path) as f:
-                done[name] = (json.load(f), None, time.perf_counter() - t)
+                done[name] = (json.load(f), None, wall)
         else:
-            done[name] = (None, f"exit status {rc}: " + " | ".join(tail[-3:]), time.perf_counter() - t)
+            done[name] = (None, f"exit status {rc}: " + " | ".join(tail[-3:]), wall)
     return done
 
 
@@ -320,7 +322,9 @@ def main():
 
     evals = Evaluations(log, evaluated)
     overhead_s = 25.0  # per group: start, loading, compilation, eval-split patches, export
-    for i, group in enumerate(groups):
+    i = 0
+    while i < len(groups):
+        group = groups[i]
         if args.deadline_s:
             rest = groups[i:]
             left = args.deadline_s - (time.perf_counter() - t0) - overhead_s * len(rest) - args.eval_timeout / 2
@@ -332,12 +336,15 @@ def main():
                 log(f"{','.join(group)}: budgets cut to {', '.join(f'{budgets[r]:.0f}' for r in group)} s "
                     f"to end by the {args.deadline_s:g} s deadline")
         log(f"training {', '.join(f'{r} ({budgets[r]:.0f} s)' for r in group)}")
+        retry = []
         for name, (s, error, wall) in run_group(args, group, budgets, log).items():
             model, scales, lr, _, model_args = RUNS[name]
             if error:
                 results["runs"][name] = {"error": error}
                 log(f"{name}: FAILED {error}")
                 save()
+                if len(group) > 1 and wall < budgets[name] / 2:  # e.g. the GPU refused a second process
+                    retry.append(name)
                 continue
             for k in ("backend", "keras", "devices"):
                 results[k] = s.pop(k)
@@ -351,6 +358,10 @@ def main():
             save()
             for bench, folder in benches.items():
                 evals.add(f"{name} {bench}", run_dir, folder, EVAL_SCALES.get(model, scales))
+        if retry:
+            log(f"{', '.join(retry)}: failed early beside another run; retried alone")
+            groups[i + 1:i + 1] = [[r] for r in retry]
+        i += 1
     done = evals.close(args.eval_timeout)
     if not done:
         results["evaluation_incomplete"] = f"evaluations still running after {args.eval_timeout:g} s"
