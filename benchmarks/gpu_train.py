@@ -117,8 +117,12 @@ class Evaluations:
             t.start()
 
     def add(self, key: str, model_dir: str, dataset: str, scales) -> None:
+        """Queue a job; smaller datasets go first (Set5 before Set14), so that when time runs
+        out each model has its quick figures rather than one model its slow ones."""
+        size = len(os.listdir(dataset)) if os.path.isdir(dataset) else 0
         with self.cond:
-            self.jobs.append((key, model_dir, dataset, scales))
+            self.jobs.append((size, key, model_dir, dataset, scales))
+            self.jobs.sort(key=lambda j: j[0])  # stable: same size keeps arrival order
             self.cond.notify()
 
     def _run(self, worker: int, cores):
@@ -130,7 +134,7 @@ class Evaluations:
                     self.cond.wait()
                 if not self.jobs:
                     return
-                key, model_dir, dataset, scales = self.jobs.pop(0)
+                _, key, model_dir, dataset, scales = self.jobs.pop(0)
             t = time.perf_counter()
             cmd = [sys.executable, "-m", "imagesr.cli", "evaluate", "--model", model_dir, "--dataset", dataset,
                    "--scales", *[f"{s:g}" for s in scales], "--json"]
