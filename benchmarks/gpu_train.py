@@ -221,11 +221,10 @@ def run_group(args, names, budgets, log):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [ROOT, os.environ.get("PYTHONPATH", "")] if p))
     if len(names) > 1:  # JAX takes 75% of the GPU's memory per process by default
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / len(names):.2f}"
-    passed = [a for a in sys.argv[1:]]
     for name in names:
         run_dir = os.path.join(args.work, "runs", name)
         shutil.rmtree(run_dir, ignore_errors=True)
-        cmd = [sys.executable, os.path.abspath(__file__), *passed, "--child", name,
+        cmd = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--child", name,
                "--child-budget", f"{budgets[name]:.1f}"]
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
         tail = []

@@ -189,6 +189,14 @@ def _rotation_degrees(value) -> int:
     return int(round(degrees / 90.0)) % 4 * 90
 
 
+def _stream_rotation(matrix, rotate_tag) -> int:
+    """The counterclockwise rotation of a stream: its display matrix's, else that of the
+    older clockwise ``rotate`` tag (either may be None)."""
+    if matrix is not None:
+        return _rotation_degrees(matrix)
+    return (-_rotation_degrees(rotate_tag)) % 360
+
+
 def _display_size(width: int, height: int, rotation: int) -> Tuple[int, int]:
     return (height, width) if rotation in (90, 270) else (width, height)
 
@@ -225,10 +233,8 @@ def probe_video(path: str) -> VideoInfo:
         duration = video.get("duration") or meta.get("format", {}).get("duration")
         fps = _parse_rate(video.get("avg_frame_rate", "0/0")) or _parse_rate(video.get("r_frame_rate", "0/0"))
         frame_count = int(count) if count and str(count).isdigit() and int(count) > 0 else None
-        rotation = next((_rotation_degrees(d["rotation"]) for d in video.get("side_data_list", [])
-                         if "rotation" in d), None)
-        if rotation is None:  # older files and tools: a clockwise ``rotate`` tag
-            rotation = (-_rotation_degrees(video.get("tags", {}).get("rotate"))) % 360
+        matrix = next((d["rotation"] for d in video.get("side_data_list", []) if "rotation" in d), None)
+        rotation = _stream_rotation(matrix, video.get("tags", {}).get("rotate"))
         width, height = _display_size(int(video["width"]), int(video["height"]), rotation)
         return VideoInfo(
             path=path,
@@ -269,10 +275,7 @@ def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
     next_stream = re.search(r"\n\s*Stream #", block[1:])
     block = block[: next_stream.start() + 1] if next_stream else block
     matrix_m, tag_m = _MATRIX_RE.search(block), _ROTATE_TAG_RE.search(block)
-    if matrix_m:
-        rotation = _rotation_degrees(matrix_m.group(1))
-    else:  # the ``rotate`` tag turns clockwise
-        rotation = (-_rotation_degrees(tag_m.group(1))) % 360 if tag_m else 0
+    rotation = _stream_rotation(matrix_m and matrix_m.group(1), tag_m and tag_m.group(1))
     width, height = _display_size(int(m.group(3)), int(m.group(4)), rotation)
     return VideoInfo(
         path=path,

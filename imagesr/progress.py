@@ -48,11 +48,12 @@ class ProgressLine:
         if fraction is not None and not final:
             line += f" ({min(fraction, 1.0):.0%} of the work)"
         line += f"  {rate:,.1f}{unit or ' items'}/s"
+        eta = None
         if fraction is not None and not final:
             eta = self.elapsed() * (1 - fraction) / fraction if fraction > 0 else float("nan")
-            line += "  ETA " + ("--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}")
         elif self.total and not final:
             eta = max(self.total - done, 0) / rate if rate > 0 else float("nan")
+        if eta is not None:
             line += "  ETA " + ("--:--" if eta != eta else f"{int(eta) // 60}:{int(eta) % 60:02d}")
         if final:
             line += f"  in {self.elapsed():.1f} s"

@@ -263,18 +263,18 @@ def estimated_megapixels(src: Source, frame_stride: int = 5, max_frames: Optiona
             w, h = media.image_size(src.paths[0])
             return w * h / 1e6
         if src.kind == "frames":
-            n = len(src.paths[::frame_stride])
-            w, h = media.image_size(src.paths[0])
-            return min(n, max_frames or n) * w * h / 1e6
-        if src.kind == "video":
+            w, h, count = *media.image_size(src.paths[0]), len(src.paths)
+        elif src.kind == "video":
             info = media.probe_video(src.paths[0])
             if info.frame_count is None:
                 return None
-            n = -(-info.frame_count // frame_stride)
-            return min(n, max_frames or n) * info.width * info.height / 1e6
+            w, h, count = info.width, info.height, info.frame_count
+        else:
+            return None
+        taken = -(-count // frame_stride)  # frames 0, stride, 2 * stride, ...
+        return min(taken, max_frames or taken) * w * h / 1e6
     except (media.MediaError, OSError):
         return None
-    return None
 
 
 def process_source(
