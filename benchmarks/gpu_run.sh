@@ -8,12 +8,7 @@
 # Everything lands in $OUT (at most 8 files): log.txt, results.json, upscale*.json, *.keras.
 # Here, first: bash benchmarks/gpu_pack.sh. Device call: carry [".gpu"], command "bash benchmarks/gpu_run.sh",
 # timeout_s 600. Budgets: TRAIN_ARGS="--budget vdsr_x2-3-4=230 ..." (see gpu_train.py --help).
-set -uo pipefail
-OUT=${OUT:-/tmp/imagesr-gpu-out}; mkdir -p "$OUT"
-exec > >(tee "$OUT/log.txt") 2>&1
-t0=$(date +%s)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=3
+source benchmarks/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version,compute_mode --format=csv,noheader || true
 # Two training processes share the GPU unless it admits only one (then the runs go one by one).
 groups=()

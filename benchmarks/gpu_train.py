@@ -81,10 +81,10 @@ def _work(args):
     return n
 
 
-def make_patches(train_dir: str, out: str, workers: int, limit_sources=None) -> int:
-    """Patch pairs of every source at x2/x3/x4/x1.5, one TFRecord file per worker and split."""
+def make_patches(train_dir: str, out: str, workers: int, limit_sources=None, scales=(2, 3, 4, 1.5)) -> int:
+    """Patch pairs of every source at ``scales``, one TFRecord file per worker and split."""
     global _OPTS
-    _OPTS = PatchOptions(scales=(2, 3, 4, 1.5), patch_size=48, stride=24, residual=True)
+    _OPTS = PatchOptions(scales=tuple(scales), patch_size=48, stride=24, residual=True)
     sources = assign_splits(discover([train_dir]), 0.02)
     if limit_sources:  # a few of each split
         sources = ([s for s in sources if s.split == "train"][:limit_sources]
@@ -181,10 +181,17 @@ def train_config(args, name: str, budget_s: float):
     from training.trainer import TrainConfig
 
     model, scales, lr, spe, model_args = RUNS[name]
+    lr = _per_run(args.learning_rate, float).get(name, lr)
     return TrainConfig(model=model, scales=scales, batch_size=8 if args.quick else args.batch, steps=args.steps,
                        learning_rate=lr, mixed_precision=args.mixed_precision, in_memory=True,
+                       warm_start=_per_run(args.warm_start, os.path.abspath).get(name),
                        time_budget_s=budget_s, steps_per_execution=spe, model_args=model_args,
                        log_every=20 if args.quick else 2000, eval_batches=4)
+
+
+def _per_run(items, convert) -> dict:
+    """``["RUN=VALUE", ...]`` -> {RUN: convert(VALUE)} (checked against RUNS in main)."""
+    return {k: convert(v) for k, _, v in (i.partition("=") for i in items)}
 
 
 def train_child(args) -> None:
@@ -273,6 +280,11 @@ def main():
                     help="finish within this many seconds: the groups' budgets shrink in proportion when the "
                          "patches or compilations took longer than planned")
     ap.add_argument("--quick", action="store_true", help="CPU dry run: few sources, short budgets")
+    ap.add_argument("--warm-start", nargs="+", default=[], metavar="RUN=PATH",
+                    help="start a run from a trained model (.keras or model folder) instead of from scratch")
+    ap.add_argument("--learning-rate", nargs="+", default=[], metavar="RUN=LR", help="a run's peak learning rate")
+    ap.add_argument("--patch-scales", nargs="+", type=float, default=[2, 3, 4, 1.5],
+                    help="scales to make patches for (only those the runs train on are needed)")
     ap.add_argument("--child", choices=list(RUNS), help=argparse.SUPPRESS)
     ap.add_argument("--child-budget", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -285,11 +297,15 @@ def main():
     budgets = dict(DEFAULT_BUDGETS)
     if args.quick:
         budgets = {k: 15.0 for k in budgets}
-    for b in args.budget:
-        k, _, v = b.partition("=")
-        if k not in RUNS:
-            ap.error(f"--budget {b}: unknown run {k!r}; runs are {', '.join(RUNS)}")
-        budgets[k] = float(v)
+    for option, items in (("--budget", args.budget), ("--warm-start", args.warm_start),
+                          ("--learning-rate", args.learning_rate)):
+        for k in _per_run(items, str):
+            if k not in RUNS:
+                ap.error(f"{option} {k}: unknown run; runs are {', '.join(RUNS)}")
+    for k, p in _per_run(args.warm_start, str).items():
+        if not os.path.exists(p):
+            ap.error(f"--warm-start {k}={p}: no such model")
+    budgets.update(_per_run(args.budget, float))
     os.makedirs(args.out, exist_ok=True)
     t0 = time.perf_counter()
 
@@ -311,12 +327,15 @@ def main():
 
     # Patches in forked workers; this process never starts Keras or the GPU (the runs are children).
     patches = os.path.join(args.work, "patches")
-    n = make_patches(os.path.join(args.data, "train"), patches, args.workers, limit_sources=6 if args.quick else None)
+    n = make_patches(os.path.join(args.data, "train"), patches, args.workers, limit_sources=6 if args.quick else None,
+                     scales=[int(s) if s.is_integer() else s for s in args.patch_scales])
     results["patches"] = {"pairs": n, "seconds": round(time.perf_counter() - t0, 1), "workers": args.workers}
-    log(f"patches: {n:,} pairs (x2/x3/x4/x1.5, 48 px) in {results['patches']['seconds']} s")
+    log(f"patches: {n:,} pairs (x{'/x'.join(f'{s:g}' for s in args.patch_scales)}, 48 px) "
+        f"in {results['patches']['seconds']} s")
     save()
 
     benches = {s: os.path.join(args.data, "bench", s, "HR") for s in ("Set5", "Set14")}
+    benches = {s: p for s, p in benches.items() if os.path.isdir(p)}  # none: evaluate elsewhere
 
     def evaluated(key, value):
         with lock:
@@ -342,6 +361,7 @@ def main():
         retry = []
         for name, (s, error, wall) in run_group(args, group, budgets, log).items():
             model, scales, lr, _, model_args = RUNS[name]
+            lr = _per_run(args.learning_rate, float).get(name, lr)
             if error:
                 results["runs"][name] = {"error": error}
                 log(f"{name}: FAILED {error}")
@@ -354,6 +374,7 @@ def main():
             run_dir = os.path.join(args.work, "runs", name)
             shutil.copy(os.path.join(run_dir, "model.keras"), os.path.join(args.out, f"{name}.keras"))
             results["runs"][name] = dict(s, budget_s=budgets[name], wall_seconds=round(wall, 1),
+                                         warm_start=_per_run(args.warm_start, str).get(name),
                                          trained_beside=[r for r in group if r != name],
                                          batch=8 if args.quick else args.batch, learning_rate=lr,
                                          mixed_precision=args.mixed_precision, model_args=model_args)

@@ -13,6 +13,13 @@ plus an ``io`` row: the same end-to-end path with an upscaler that hands back pr
 output frames, i.e. what decoding, encoding and the pipeline cost without any model (the
 floor under every end-to-end figure on this machine).
 
+On the JAX backend each model is measured on both routes of ``imagesr upscale``: ``rgb``
+(RGB frames through the pipes and the host link, one synchronous call per batch) and
+``planar`` (the decoder's Y'CbCr in, 4:2:0 out, colour conversions on the device, the next
+batch sent while the last one computes; compute = all batches sent, then all fetched).
+``--stages`` adds, per model and route, the three parts of one batch's call measured apart:
+host -> device copy, the jitted call on device-resident input, device -> host copy.
+
 The input is the first --frames frames of --clip (default ../shared/data/video/cockatoo.mp4,
 real footage, 1280x720) when present, else the built-in sample clip (imagesr.samples). VDSR
 runs at 1080p resolution: on a CPU expect tens of seconds per frame.
@@ -44,30 +51,40 @@ REAL_CLIP = os.path.join(ROOT, "..", "shared", "data", "video", "cockatoo.mp4")
 OUT_SIZE = (1080, 1920)
 
 
-def _clip(src: str, frames: int, workdir: str) -> str:
-    """The first ``frames`` frames of ``src`` (stream copy, video only) as a file."""
+def _clip(src: str, frames: int, workdir: str, pix_fmt=None) -> str:
+    """The first ``frames`` frames of ``src`` (video only) as a file: the stream copied, or
+    re-encoded nearly losslessly (H.264, CRF 10) to ``pix_fmt``."""
     if not os.path.isfile(src):
         from imagesr import samples
 
         src = samples.materialize()["video"]
     out = os.path.join(workdir, "input" + os.path.splitext(src)[1])
-    subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", src, "-map", "0:v:0", "-c:v", "copy",
+    codec = ["-c:v", "libx264", "-crf", "10", "-preset", "veryfast", "-pix_fmt", pix_fmt] if pix_fmt else ["-c:v", "copy"]
+    subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", src, "-map", "0:v:0", *codec,
                     "-frames:v", str(frames), out], check=True)
     return out
 
 
 class _Replay:
-    """The ``io`` row's upscaler: returns the frames given, in order (no per-frame compute)."""
+    """The ``io`` row's upscaler: returns the frames given, in order (no per-frame compute);
+    the planar route's output frames too, when given."""
 
     kind, scale, parameters, model, name = "bicubic", None, 0, None, "io"
 
-    def __init__(self, outputs: np.ndarray):
-        self.outputs, self.i = outputs, 0
+    def __init__(self, outputs: np.ndarray, planar_outputs=None):
+        self.outputs, self.planar_outputs, self.i = outputs, planar_outputs, 0
+        self.compiles_per_shape = planar_outputs is not None
+
+    def _next(self, outputs, n):
+        out = outputs[(self.i + np.arange(n)) % len(outputs)]
+        self.i += n
+        return out
 
     def __call__(self, frames, size):
-        out = self.outputs[(self.i + np.arange(len(frames))) % len(self.outputs)]
-        self.i += len(frames)
-        return out
+        return self._next(self.outputs, len(frames))
+
+    def planar(self, frames, planar):
+        return self._next(self.planar_outputs, len(frames))
 
 
 def _upscaler(name: str, trained: dict):
@@ -84,10 +101,38 @@ def _upscaler(name: str, trained: dict):
 
 
 def _compute_time(processor, frames: np.ndarray, batch: int) -> float:
+    """Host frames -> host frames: every batch sent, then every result fetched (the planar
+    route's calls return without waiting; the rgb route's wait inside each call)."""
     t = time.perf_counter()
-    for i in range(0, len(frames), batch):
-        processor(frames[i:i + batch])
+    pending = [processor(frames[i:i + batch]) for i in range(0, len(frames), batch)]
+    for out in pending:
+        np.asarray(out)
     return time.perf_counter() - t
+
+
+def _stages(up, batch: np.ndarray, size, planar, repeats: int = 5) -> dict:
+    """One batch's call in three parts, each waited for: host -> device, the jitted call on
+    device-resident input, device -> host (medians, seconds)."""
+    import jax
+
+    fn = up.jax_function(batch.shape, size, planar)
+    x = jax.device_put(batch).block_until_ready()
+    y = fn(x).block_until_ready()
+    np.asarray(y)
+    times = {"h2d": [], "device": [], "d2h": []}
+    for _ in range(repeats):
+        t = time.perf_counter()
+        x = jax.device_put(batch).block_until_ready()
+        times["h2d"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        y = fn(x).block_until_ready()
+        times["device"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        np.asarray(y)
+        times["d2h"].append(time.perf_counter() - t)
+    out = {k: statistics.median(v) for k, v in times.items()}
+    out.update(in_mb=batch.nbytes / 1e6, out_mb=int(np.prod(y.shape)) / 1e6)
+    return out
 
 
 def _write_json(path, rows, n, in_size, args, keras):
@@ -95,7 +140,8 @@ def _write_json(path, rows, n, in_size, args, keras):
         json.dump({"frames": n, "in": list(in_size), "out": list(OUT_SIZE), "batch": args.batch, "preset": args.preset,
                    "machine": platform.node(), "cores": os.cpu_count(), "backend": keras.backend.backend(),
                    "keras": keras.__version__,
-                   "rows": [{"model": r[0], "parameters": r[1], "compute_s": r[2], "end_to_end_s": r[3]} for r in rows]},
+                   "rows": [{"model": r[0], "route": r[1], "parameters": r[2], "compute_s": r[3], "end_to_end_s": r[4],
+                             **({"stages": r[5]} if r[5] else {})} for r in rows]},
                   f, indent=1)
 
 
@@ -103,6 +149,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--clip", default=REAL_CLIP, help="a 1280x720 video (default: the real cockatoo clip)")
+    ap.add_argument("--pix-fmt", help="re-encode the clip to this pixel format first (e.g. yuv420p, what most "
+                                      "video is; the cockatoo clip is 4:4:4)")
     ap.add_argument("--models", nargs="+", choices=["io", "bicubic", "vdsr", "subpixel"],
                     default=["io", "bicubic", "vdsr", "subpixel"])
     ap.add_argument("--model", nargs="+", default=[], metavar="NAME=PATH",
@@ -111,6 +159,9 @@ def main():
     ap.add_argument("--batch", type=int, default=4, help="frames per model call (the command's default)")
     ap.add_argument("--repeats", type=int, default=3, help="compute-only repeats (median)")
     ap.add_argument("--preset", default="veryfast", help="H.264 preset of the end-to-end runs (the command's default)")
+    ap.add_argument("--routes", nargs="+", choices=["rgb", "planar"], default=["rgb", "planar"],
+                    help="routes to measure (planar: JAX backend and a 4:2:0 or 4:4:4 clip only)")
+    ap.add_argument("--stages", action="store_true", help="also time one batch's copies and device call apart (JAX)")
     args = ap.parse_args()
     trained = dict(m.split("=", 1) for m in args.model)
     bad = set(trained) - {"vdsr", "subpixel"}
@@ -120,7 +171,7 @@ def main():
     import keras
 
     with tempfile.TemporaryDirectory(prefix="imagesr-bench-") as work:
-        clip = _clip(args.clip, args.frames, work)
+        clip = _clip(args.clip, args.frames, work, args.pix_fmt)
         info = probe_video(clip)
         frames = np.stack(list(iter_video_frames(clip)))
         n, h, w = frames.shape[:3]
@@ -129,32 +180,52 @@ def main():
               f"Keras {keras.__version__} ({keras.backend.backend()}); compute = median of {args.repeats}; "
               f"H.264 preset {args.preset}")
         rows = []
+        planar_in = info.planar_format()
+        frames_p = np.stack(list(iter_video_frames(clip, planar=planar_in))) if planar_in else None
         for name in args.models:
             if name == "io":
+                from imagesr.colour import PlanarFormat, output_matrix
                 from imagesr.resize import imresize
 
-                up = _Replay(np.stack([imresize(f, size=OUT_SIZE) for f in frames]))
+                outs = np.stack([imresize(f, size=OUT_SIZE) for f in frames])
+                out_fmt = PlanarFormat("yuv420p", *OUT_SIZE, output_matrix(OUT_SIZE[1], OUT_SIZE[0]))
+                up = _Replay(outs, out_fmt.from_rgb(outs) if keras.backend.backend() == "jax" else None)
             else:
                 up = _upscaler(name, trained)
-            processor = FrameProcessor(up, (h, w), OUT_SIZE, batch=args.batch)
-            processor(frames[: args.batch])  # warm-up: trace / compile the batch shape
-            compute = statistics.median(_compute_time(processor, frames, args.batch) for _ in range(args.repeats))
-            t = time.perf_counter()  # the whole call: probe, decoder and encoder start-up included
-            result = upscale(clip, os.path.join(work, f"{name}.mp4"), model=up, size=OUT_SIZE, batch=args.batch,
-                             progress=None, preset=args.preset)
-            e2e = time.perf_counter() - t
-            written = sum(1 for _ in iter_video_frames(os.path.join(work, f"{name}.mp4")))  # no ffprobe on every machine
-            assert result.frames == n == written, (result.frames, n, written)
-            rows.append((name if name not in trained else f"{name} (trained)", up.parameters, compute, e2e))
-            print(f"  {name}: compute {compute:.3f} s, end to end {e2e:.3f} s", file=sys.stderr, flush=True)
-            if args.json:  # after every row: a run cut short still reports what it measured
-                _write_json(args.json, rows, n, (h, w), args, keras)
+            for route in args.routes:
+                processor = FrameProcessor(up, (h, w), OUT_SIZE, batch=args.batch)
+                if route == "planar" and not processor.use_planar(planar_in):
+                    print(f"  {name}: no planar route here (needs JAX and a 4:2:0 or 4:4:4 clip)", file=sys.stderr)
+                    continue
+                src = frames_p if route == "planar" else frames
+                np.asarray(processor(src[: args.batch]))  # warm-up: trace / compile the batch shape
+                compute = statistics.median(_compute_time(processor, src, args.batch) for _ in range(args.repeats))
+                stages = None
+                if args.stages and name != "io" and getattr(up, "compiles_per_shape", False):
+                    size = processor.planar[1].size if processor.planar else processor.natural
+                    stages = _stages(up, src[: args.batch], size, processor.planar)
+                t = time.perf_counter()  # the whole call: probe, decoder and encoder start-up included
+                result = upscale(clip, os.path.join(work, f"{name}.mp4"), model=up, size=OUT_SIZE, batch=args.batch,
+                                 progress=None, preset=args.preset, planar=route == "planar")
+                e2e = time.perf_counter() - t
+                written = sum(1 for _ in iter_video_frames(os.path.join(work, f"{name}.mp4")))  # no ffprobe on every machine
+                assert result.frames == n == written, (result.frames, n, written)
+                rows.append((name if name not in trained else f"{name} (trained)", route, up.parameters, compute, e2e,
+                             stages))
+                print(f"  {name} [{route}]: compute {compute:.3f} s, end to end {e2e:.3f} s"
+                      + (" | one batch: " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in stages.items()
+                                                      if k in ("h2d", "device", "d2h"))
+                         + f" ({stages['in_mb']:.0f} MB in, {stages['out_mb']:.0f} MB out)" if stages else ""),
+                      file=sys.stderr, flush=True)
+                if args.json:  # after every row: a run cut short still reports what it measured
+                    _write_json(args.json, rows, n, (h, w), args, keras)
 
     print()
-    print("| model | parameters | compute s | compute fps | end-to-end s | end-to-end fps | end-to-end / compute |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, params, compute, e2e in rows:
-        print(f"| {name} | {params:,} | {compute:.3f} | {n / compute:.1f} | {e2e:.3f} | {n / e2e:.1f} | {e2e / compute:.2f} |")
+    print("| model | route | parameters | compute s | compute fps | end-to-end s | end-to-end fps | end-to-end / compute |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, route, params, compute, e2e, _ in rows:
+        print(f"| {name} | {route} | {params:,} | {compute:.3f} | {n / compute:.1f} | {e2e:.3f} | {n / e2e:.1f} | "
+              f"{e2e / compute:.2f} |")
 
 
 if __name__ == "__main__":

@@ -98,10 +98,10 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from imagesr import evaluation
+    from imagesr import evaluation, shipped
     from training.serving import load_upscaler
 
-    up = load_upscaler(args.model)
+    up = load_upscaler(shipped.resolve(args.model))
     scales = args.scales or ([up.scale] if up.scale else [2, 3, 4])
     for s in scales:
         if not up.supports(s):
@@ -114,6 +114,19 @@ def _cmd_evaluate(args) -> int:
     else:
         print(evaluation.format_table(results, f"{up.kind} ({up.parameters:,} parameters) on {args.dataset}"))
         print(f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from imagesr import shipped
+
+    models = shipped.list_models()
+    if args.json:
+        print(json.dumps([{"name": m.name, "kind": m.kind, "scales": list(m.scales), "parameters": m.parameters,
+                           "figures": m.figures, "trained": m.trained, "path": m.path} for m in models]))
+    else:
+        print(shipped.table(models))
+        print(f"(default: {shipped.DEFAULT}; --model NAME picks one; upscale --scale S picks the one trained for S)")
     return 0
 
 
@@ -198,11 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train)
 
     e = sub.add_parser("evaluate", help="Y-PSNR/SSIM of a trained model on a folder of HR images")
-    e.add_argument("--model", required=True, help="model dir, .keras file, or 'bicubic'")
+    e.add_argument("--model", required=True, help="a shipped model's name (imagesr models), model dir, .keras file, or 'bicubic'")
     e.add_argument("--dataset", required=True, help="folder of HR images")
     e.add_argument("--scales", type=scale_arg, nargs="+", default=None, help="default: the model's scale, or 2 3 4")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
+
+    ms = sub.add_parser("models", help="the models that ship with imagesr: scale, parameters, Set5/Set14 figures")
+    ms.add_argument("action", nargs="?", choices=["list"], default="list")
+    ms.add_argument("--json", action="store_true")
+    ms.set_defaults(func=_cmd_models)
 
     rec = sub.add_parser("records", help="inspect patch-pair TFRecords")
     rec_sub = rec.add_subparsers(dest="records_command", metavar="ACTION")
@@ -216,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("-o", "--output", required=True,
                    help="a video (.mp4, .mkv, ...: H.264, input frame rate, audio copied), a folder (PNG per frame) or an image")
     u.add_argument("--model", default=None,
-                   help="model folder (model.keras), .keras file or 'bicubic' (default: the shipped imagesr/assets/subpixel_x1.5)")
+                   help="a shipped model's name (imagesr models), a model folder (model.keras), a .keras file or "
+                        "'bicubic' (default: the shipped model trained for --scale, else subpixel_x1.5)")
     u.add_argument("--size", default=None, help="output WIDTHxHEIGHT, e.g. 1920x1080 (default: 1.5x the input)")
     u.add_argument("--scale", type=_positive_float, default=None, help="output = SCALE x the input (instead of --size)")
     u.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")

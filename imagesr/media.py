@@ -28,6 +28,8 @@ from typing import Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from imagesr.colour import PLANAR_FORMATS, TAGS, PlanarFormat, is_full_range, output_matrix, stream_matrix
+
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -177,6 +179,24 @@ class VideoInfo:
     duration: Optional[float]
     has_audio: bool
     rotation: int = 0
+    color_space: Optional[str] = None  # the stream's matrix tag (bt709, smpte170m, ...), None when untagged
+    color_range: Optional[str] = None  # tv | pc, None when untagged
+
+    @property
+    def matrix(self) -> str:
+        """The Y'CbCr matrix its frames are decoded with (:mod:`imagesr.colour`'s policy)."""
+        return stream_matrix(self.color_space, self.width, self.height)
+
+    @property
+    def full_range(self) -> bool:
+        return is_full_range(self.color_range, self.pix_fmt)
+
+    def planar_format(self) -> Optional[PlanarFormat]:
+        """The stream's own 8-bit planar layout when it has one the planar route reads as it is
+        (yuv420p with even sides, yuv444p), else None."""
+        if self.pix_fmt not in PLANAR_FORMATS or ("420" in self.pix_fmt and (self.width % 2 or self.height % 2)):
+            return None
+        return PlanarFormat(self.pix_fmt, self.height, self.width, self.matrix, self.full_range)
 
 
 def _rotation_degrees(value) -> int:
@@ -247,11 +267,13 @@ def probe_video(path: str) -> VideoInfo:
             duration=float(duration) if duration else None,
             has_audio=any(s.get("codec_type") == "audio" for s in streams),
             rotation=rotation,
+            color_space=_known(video.get("color_space")),
+            color_range=_known(video.get("color_range")),
         )
     return _probe_from_banner(path, ffmpeg)
 
 
-_STREAM_RE = re.compile(r"Stream #\S+.*?: Video: (\w+)[^,]*, (\w+)[^,]*?(?:\([^)]*\))?, (\d+)x(\d+)")
+_STREAM_RE = re.compile(r"Stream #\S+.*?: Video: (\w+)[^,]*, (\w+)[^,(]*?(?:\(([^)]*)\))?, (\d+)x(\d+)")
 _FPS_RE = re.compile(r"([\d.]+) fps")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 _MATRIX_RE = re.compile(r"displaymatrix: rotation of (-?[\d.]+) degrees")
@@ -276,7 +298,8 @@ def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
     block = block[: next_stream.start() + 1] if next_stream else block
     matrix_m, tag_m = _MATRIX_RE.search(block), _ROTATE_TAG_RE.search(block)
     rotation = _stream_rotation(matrix_m and matrix_m.group(1), tag_m and tag_m.group(1))
-    width, height = _display_size(int(m.group(3)), int(m.group(4)), rotation)
+    width, height = _display_size(int(m.group(4)), int(m.group(5)), rotation)
+    space, color_range = _banner_colour(m.group(3))
     return VideoInfo(
         path=path,
         width=width,
@@ -288,7 +311,29 @@ def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
         duration=duration,
         has_audio=" Audio: " in text,
         rotation=rotation,
+        color_space=space,
+        color_range=color_range,
     )
+
+
+def _known(value: Optional[str]) -> Optional[str]:
+    return None if not value or value in ("unknown", "unspecified", "reserved") else value
+
+
+def _banner_colour(details: Optional[str]) -> Tuple[Optional[str], Optional[str]]:
+    """(colour space, range) from the banner's ``yuv420p(tv, bt709/bt709/bt709, progressive)``."""
+    space = color_range = None
+    for token in (t.strip() for t in (details or "").split(",")):
+        if token in ("tv", "pc"):
+            color_range = token
+        elif token and token not in ("progressive", "top first", "bottom first") and space is None:
+            first = token.split("/")[0]
+            if first and first[0].isalpha() and " " not in first:
+                space = _known(first)
+    return space, color_range
+
+
+_SWS_MATRIX = {"bt709": "bt709", "bt601": "smpte170m"}  # ffmpeg's scale filter's names
 
 
 def _stderr_tail(stderr, lines: int = 3) -> str:
@@ -304,12 +349,16 @@ def iter_video_frames(
     limit: Optional[int] = None,
     info: Optional[VideoInfo] = None,
     strict: bool = True,
+    planar: Optional[PlanarFormat] = None,
 ) -> Iterator[np.ndarray]:
     """Yield HxWx3 uint8 RGB frames 0, stride, 2*stride, ... (at most ``limit``) of a video.
 
-    Frames stream through a pipe; memory holds one frame. Raises MediaError if ffmpeg fails
-    or, with ``strict``, if fewer frames arrive than the container promised (a truncated
-    file) or the stream ends inside a frame.
+    Frames stream through a pipe; memory holds one frame. RGB is converted with the stream's
+    matrix (:mod:`imagesr.colour`: its tag, else BT.709 for HD and BT.601 below). With
+    ``planar`` (usually ``info.planar_format()``), frames come as that format's flat uint8
+    vectors instead, unconverted. Raises MediaError if ffmpeg fails or, with ``strict``, if
+    fewer frames arrive than the container promised (a truncated file) or the stream ends
+    inside a frame.
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -319,11 +368,17 @@ def iter_video_frames(
 
     info = info or probe_video(path)
     w, h = info.width, info.height
-    frame_bytes = w * h * 3
+    if planar is not None and planar.size != (h, w):
+        raise ValueError(f"planar format {planar.width}x{planar.height} differs from the video's {w}x{h}")
+    frame_bytes = planar.frame_bytes if planar is not None else w * h * 3
     stream = ffmpeg_python.input(str(path))
     if stride > 1:
         stream = stream.filter("select", f"not(mod(n,{stride}))")
-    out_kwargs = {"format": "rawvideo", "pix_fmt": "rgb24", "vsync": "passthrough"}
+    if planar is None:
+        stream = stream.filter("scale", in_color_matrix=_SWS_MATRIX[info.matrix],
+                               in_range="full" if info.full_range else "limited").filter("format", "rgb24")
+    out_kwargs = {"format": "rawvideo", "pix_fmt": planar.pix_fmt if planar is not None else "rgb24",
+                  "vsync": "passthrough"}
     if limit is not None:
         out_kwargs["vframes"] = limit
     args = stream.output("pipe:", **out_kwargs).global_args("-nostdin", "-loglevel", "error").compile(cmd=ffmpeg_binary())
@@ -337,7 +392,8 @@ def iter_video_frames(
             if len(buf) < frame_bytes:
                 raise MediaError(path, f"stream ended inside frame {produced} (truncated file)")
             produced += 1
-            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            frame = np.frombuffer(buf, np.uint8)
+            yield frame if planar is not None else frame.reshape(h, w, 3)
     finally:
         if proc.poll() is None:
             proc.stdout.close()
@@ -425,7 +481,13 @@ def _audio_copy_works(src: str, ext: str) -> bool:
 
 
 class VideoWriter:
-    """Stream RGB uint8 frames into a video through an ffmpeg pipe (H.264 by default).
+    """Stream uint8 frames into a video through an ffmpeg pipe (H.264 by default).
+
+    Frames are RGB (HxWx3), converted by ffmpeg with the matrix :func:`imagesr.colour.
+    output_matrix` picks (BT.709 for HD, BT.601 below), or, with ``planar``, that planar
+    format's flat vectors, already converted (the live route converts on the accelerator) and
+    passed to the encoder as they are. Either way the file is tagged with its matrix, range,
+    primaries and transfer, so players do not guess.
 
     Written under :func:`partial_path` and renamed by :meth:`close` only when ffmpeg succeeded;
     :meth:`abort` (or leaving the ``with`` block by an exception) removes it, so a failed or
@@ -435,23 +497,39 @@ class VideoWriter:
     """
 
     def __init__(self, path: str, size: Tuple[int, int], fps, audio_from: Optional[str] = None,
-                 codec: str = "libx264", crf: int = 18, preset: str = "veryfast", pix_fmt: Optional[str] = None):
+                 codec: str = "libx264", crf: int = 18, preset: str = "veryfast", pix_fmt: Optional[str] = None,
+                 planar: Optional[PlanarFormat] = None):
         import tempfile
 
         self.path, self.tmp = path, partial_path(path)
         self.size = (int(size[0]), int(size[1]))
         h, w = self.size
+        self.planar = planar
+        if planar is not None:
+            if planar.size != self.size:
+                raise ValueError(f"planar format {planar.width}x{planar.height} differs from the video's {w}x{h}")
+            pix_fmt, self.matrix = planar.pix_fmt, planar.matrix
+        else:
+            self.matrix = output_matrix(w, h)
         self.pix_fmt = pix_fmt or ("yuv420p" if h % 2 == 0 and w % 2 == 0 else "yuv444p")
         self.notes = [] if self.pix_fmt == "yuv420p" or pix_fmt else [f"odd size {w}x{h}: encoded as 4:4:4"]
+        full = planar is not None and planar.full_range
+        space, primaries, transfer = TAGS[self.matrix]
         cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y",
-               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-framerate", str(fps), "-i", "pipe:0"]
+               "-f", "rawvideo", "-pix_fmt", planar.pix_fmt if planar is not None else "rgb24",
+               "-s", f"{w}x{h}", "-framerate", str(fps), "-i", "pipe:0"]
+        colour = ["-colorspace", space, "-color_primaries", primaries, "-color_trc", transfer,
+                  "-color_range", "pc" if full else "tv"]
+        if planar is None:  # ffmpeg converts, with the matrix the file is tagged with
+            colour = ["-vf", f"scale=out_color_matrix={_SWS_MATRIX[self.matrix]}:out_range=limited,"
+                             f"format={self.pix_fmt}"] + colour
         self.audio = None
         if audio_from:
             copy = _audio_copy_works(audio_from, os.path.splitext(path)[1])
             self.audio = "copied" if copy else "re-encoded as AAC"
             cmd += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a"]
             cmd += ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", "192k"]
-        cmd += ["-c:v", codec]
+        cmd += colour + ["-c:v", codec]
         if codec in ("libx264", "libx265"):
             cmd += ["-preset", preset, "-crf", str(crf)]
         cmd += ["-pix_fmt", self.pix_fmt, self.tmp]
@@ -469,9 +547,15 @@ class VideoWriter:
 
     def write(self, frames) -> None:
         """Append frames (an HxWx3 frame, an NxHxWx3 batch or any iterable of frames)."""
-        frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 3 else frames
+        if self.planar is not None:  # [N, frame_bytes] or one [frame_bytes] vector (a device array too)
+            frames = np.asarray(frames, dtype=np.uint8)
+            frames = frames[None] if frames.ndim == 1 else frames
+            if frames.ndim != 2 or frames.shape[1] != self.planar.frame_bytes:
+                raise ValueError(f"planar frames of {frames.shape[1:]} bytes, expected {self.planar.frame_bytes}")
+        else:
+            frames = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 3 else frames
         for f in frames:
-            if f.shape[:2] != self.size:
+            if self.planar is None and f.shape[:2] != self.size:
                 raise ValueError(f"frame size {f.shape[:2]} differs from the video's {self.size}")
             try:
                 self.proc.stdin.write(np.ascontiguousarray(f, dtype=np.uint8).data)

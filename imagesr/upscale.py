@@ -52,10 +52,12 @@ from imagesr.media import (
     probe_video,
     write_image,
 )
+from imagesr import shipped
+from imagesr.colour import PlanarFormat, output_matrix
 from imagesr.progress import ProgressLine
 from imagesr.resize import imresize, output_size
 
-DEFAULT_MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "subpixel_x1.5")
+DEFAULT_MODEL = os.path.join(shipped.ASSETS, shipped.DEFAULT)
 DEFAULT_SCALE = 1.5
 DEFAULT_FPS = 25.0  # frame folders and images have no frame rate of their own
 VIDEO_CRF = 18
@@ -115,13 +117,14 @@ class Source:
     names: Optional[List[str]] = None  # frame folders: the frames' file names
     info: Optional[VideoInfo] = field(default=None, repr=False)  # videos: the probe
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """The frames, lazily (decoding happens in whichever thread iterates)."""
+    def frames(self, planar: Optional[PlanarFormat] = None) -> Iterator[np.ndarray]:
+        """The frames, lazily (decoding happens in whichever thread iterates); a video's as flat
+        Y'CbCr vectors of ``planar`` when given."""
         if self.kind == "folder":
             return iter_folder_frames(self.path)
         if self.kind == "image":
             return (decode_image(p) for p in [self.path])
-        return iter_video_frames(self.path, info=self.info)
+        return iter_video_frames(self.path, info=self.info, planar=planar)
 
 
 def open_source(path: str) -> Source:
@@ -215,11 +218,11 @@ class VideoSink(_Sink):
     from ``audio_from``; atomic)."""
 
     def __init__(self, path: str, size: Size, fps: Fraction, audio_from: Optional[str] = None,
-                 preset: str = VIDEO_PRESET):
+                 preset: str = VIDEO_PRESET, planar: Optional[PlanarFormat] = None):
         super().__init__(path)
         self._touch()
         os.remove(self.tmp)
-        self.writer = VideoWriter(path, size, fps, audio_from=audio_from, crf=VIDEO_CRF, preset=preset)
+        self.writer = VideoWriter(path, size, fps, audio_from=audio_from, crf=VIDEO_CRF, preset=preset, planar=planar)
         self.notes, self.audio = self.writer.notes, self.writer.audio
 
     def write(self, frames: np.ndarray) -> None:
@@ -333,6 +336,7 @@ class FrameProcessor:
 
     def __init__(self, upscaler, in_size: Size, out_size: Size, tile: Optional[int] = None, batch: int = 1):
         self.up, self.in_size, self.out_size, self.batch = upscaler, tuple(in_size), tuple(out_size), batch
+        self.planar: Optional[Tuple[PlanarFormat, PlanarFormat]] = None  # see use_planar
         self.kind = upscaler.kind
         h, w = self.in_size
         if self.kind == "subpixel":
@@ -349,6 +353,17 @@ class FrameProcessor:
             self.tile = max(self.grid, -(-int(tile) // self.grid) * self.grid)
             self.overlap = -(-context // self.grid) * self.grid
         self._traced = False
+
+    def use_planar(self, source: Optional[PlanarFormat]) -> bool:
+        """Take and return flat Y'CbCr frames (``source``'s layout in, 4:2:0 out, tagged BT.709
+        for HD) when the whole upscale is one device call: the JAX backend, no tiles, no padding,
+        the model's own output size, even output sides. Returns whether it does."""
+        out_h, out_w = self.out_size
+        if (source is None or source.size != self.in_size or not getattr(self.up, "compiles_per_shape", False)
+                or self.tile is not None or any(self.pad) or self.natural != self.out_size or out_h % 2 or out_w % 2):
+            return False
+        self.planar = (source, PlanarFormat("yuv420p", out_h, out_w, output_matrix(out_w, out_h)))
+        return True
 
     @property
     def model_scale_note(self) -> Optional[str]:
@@ -367,6 +382,9 @@ class FrameProcessor:
         if n < self.batch and self._traced and getattr(self.up, "compiles_per_shape", False):
             frames = np.concatenate([frames, np.repeat(frames[-1:], self.batch - n, axis=0)])  # no recompile
         self._traced = self._traced or n == self.batch
+        if self.planar is not None:  # a device array, not waited for
+            out = self.up.planar(frames, self.planar)
+            return out if len(frames) == n else out[:n]
         if self.kind not in ("subpixel", "vdsr"):
             return self.up(frames, self.out_size)[:n]
         if self.kind == "vdsr":
@@ -384,18 +402,23 @@ class FrameProcessor:
         return y
 
 
-def load_model(model: Optional[str]):
-    """A FrameUpscaler for ``model`` (None: the shipped model), with a clear error when missing."""
+def load_model(model: Optional[str], scale: Optional[float] = None):
+    """A FrameUpscaler for ``model``: a path, a shipped model's name or ``"bicubic"``; None: the
+    shipped model trained for ``scale`` when there is one, else the default (x1.5) model."""
     from training.serving import load_upscaler
 
     if model is None:
-        if not os.path.isfile(os.path.join(DEFAULT_MODEL, "model.keras")):
+        chosen = shipped.for_scale(scale) if scale is not None else None
+        model = chosen.name if chosen is not None else shipped.DEFAULT
+        if shipped.get(model) is None:
             raise UpscaleError(f"the shipped model is not installed ({DEFAULT_MODEL} is missing): "
                                "pass --model bicubic or --model PATH (a model folder or a .keras file)")
-        model = DEFAULT_MODEL
-    elif model != "bicubic" and not os.path.exists(model):
-        raise UpscaleError(f"--model {model}: no such model folder or file (or use --model bicubic)")
-    return load_upscaler(model)
+    try:
+        return load_upscaler(shipped.resolve(model))
+    except ValueError as e:
+        if isinstance(e, UpscaleError):
+            raise
+        raise UpscaleError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -412,6 +435,7 @@ class UpscaleResult:
     input_size: Size
     output_size: Size
     audio: Optional[str] = None
+    planar: bool = False  # frames stayed Y'CbCr from decoder to encoder (FrameProcessor.use_planar)
 
     @property
     def fps(self) -> float:
@@ -513,6 +537,7 @@ def upscale(
     fps: Optional[float] = None,
     progress=True,
     preset: str = VIDEO_PRESET,
+    planar: Optional[bool] = None,
 ) -> UpscaleResult:
     """Upscale ``input`` (video, frame folder, image) into ``output`` (video, folder, image).
 
@@ -522,6 +547,10 @@ def upscale(
     pixels. ``fps``: frame rate for a video made from a folder or an image (default 25).
     ``preset``: the H.264 encoder's speed/size trade-off (x264 preset) for a video output.
     ``progress``: True (stderr), a stream, or None/False for no progress line and notes.
+    ``planar``: video to video, frames stay Y'CbCr from decoder to encoder and the colour
+    conversions run on the device, when the upscale is one device call (JAX, see
+    :meth:`FrameProcessor.use_planar`); None: whenever possible on an accelerator, False:
+    never (RGB pipes), True: required (UpscaleError otherwise).
     """
     progress = sys.stderr if progress is True else (progress or None)
     if isinstance(size, str):
@@ -541,24 +570,36 @@ def upscale(
 
     stop = threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=2 * batch)
-    decoder = threading.Thread(target=_decode_worker, args=(source.frames(), frames_q, stop),
-                               name="imagesr-decode", daemon=True)
-    sink = encoder = None
+    decoder = sink = encoder = processor = None
     try:
-        decoder.start()  # decoding starts while the model loads
-        upscaler = model if hasattr(model, "kind") and callable(model) else load_model(model)
+        upscaler = model if hasattr(model, "kind") and callable(model) else load_model(model, scale)
+        planar_in = None
+        if source.kind == "video":  # its size is known from the probe: the route is chosen before decoding
+            in_size = (source.info.height, source.info.width)
+            out_size = target_size(in_size, size, scale)
+            processor = FrameProcessor(upscaler, in_size, out_size, tile=tile, batch=batch)
+            wanted = planar if planar is not None else getattr(upscaler, "on_accelerator", False)
+            if out_kind == "video" and wanted and processor.use_planar(source.info.planar_format()):
+                planar_in = processor.planar[0]
+        if planar and planar_in is None:
+            raise UpscaleError("the planar route needs a video (8-bit 4:2:0 or 4:4:4) to video, the JAX backend, "
+                               "no --tile, and the model's own output size with even sides")
+        decoder = threading.Thread(target=_decode_worker, args=(source.frames(planar_in), frames_q, stop),
+                                   name="imagesr-decode", daemon=True)
+        decoder.start()
         first = _next_frame(frames_q)
         if first is _END:
             raise MediaError(input, "no frames")
-        in_size = first.shape[:2]
-        out_size = target_size(in_size, size, scale)
-        processor = FrameProcessor(upscaler, in_size, out_size, tile=tile, batch=batch)
+        if processor is None:
+            in_size = first.shape[:2]
+            out_size = target_size(in_size, size, scale)
+            processor = FrameProcessor(upscaler, in_size, out_size, tile=tile, batch=batch)
         notes = [n for n in [processor.model_scale_note] if n]
 
         if out_kind == "video":
             rate = source.fps or Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
             sink = VideoSink(out_path, out_size, rate, audio_from=source.path if source.has_audio else None,
-                             preset=preset)
+                             preset=preset, planar=processor.planar and processor.planar[1])
             notes += sink.notes
         elif out_kind == "folder":
             sink = FolderSink(out_path, source.names)
@@ -575,7 +616,7 @@ def upscale(
         while item is not _END:
             item = _next_frame(frames_q, encoder)
             if item is not _END:
-                if item.shape[:2] != in_size:
+                if item.shape != first.shape:
                     raise MediaError(input, f"frame {done + len(pending)} is {_fmt_size(item.shape[:2])}, "
                                             f"the first frame was {_fmt_size(in_size)}")
                 pending.append(item)
@@ -600,11 +641,12 @@ def upscale(
         raise
     finally:
         stop.set()
-        decoder.join(timeout=5)
+        if decoder is not None:
+            decoder.join(timeout=5)
     return UpscaleResult(
         output=out_path, frames=done, seconds=seconds, model=upscaler.name, kind=upscaler.kind,
         parameters=upscaler.parameters, input_size=tuple(in_size), output_size=tuple(out_size),
-        audio=getattr(sink, "audio", None),
+        audio=getattr(sink, "audio", None), planar=processor.planar is not None,
     )
 
 

@@ -125,3 +125,64 @@ def test_upscale_command_on_jax_without_tensorflow(tmp_path):
         outs[backend] = np.stack([decode_image(f) for f in list_frames(str(out))])
     assert outs["jax"].shape == (3, 54, 96, 3)
     assert np.abs(outs["jax"].astype(int) - outs["tensorflow"]).max() <= 1
+
+
+PLANAR_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from imagesr.upscale import upscale
+    from training.serving import load_upscaler
+    out, clips = sys.argv[1], sys.argv[2:]
+    res = {}
+    for model in ("bicubic", "subpixel_x1.5"):
+        up = load_upscaler("bicubic") if model == "bicubic" else load_upscaler(__import__("imagesr.shipped").shipped.resolve(model))
+        for i, clip in enumerate(clips):
+            for planar in (None, False, True):
+                r = upscale(clip, f"{out}/{model}_{i}_{planar}.mp4", model=up, size=(72, 96), batch=4, progress=None,
+                            planar=planar)
+                res[f"{model}_{i}_{planar}"] = [r.planar, r.frames]
+    res["tensorflow_loaded"] = "tensorflow" in sys.modules
+    print("RESULT " + json.dumps(res))
+""")
+
+
+def test_planar_route_on_jax_gives_the_rgb_route_frames(tmp_path):
+    """The planar route (Y'CbCr from the decoder to the encoder, the colour conversions in the
+    jitted call) gives the frames of the RGB route up to the chroma filters, for 4:2:0 and
+    4:4:4 input; on a CPU (no host link to save) it is used only when asked for."""
+    from conftest import make_video
+    from imagesr.media import iter_video_frames, probe_video
+    from imagesr.metrics import psnr
+
+    clips = [make_video(tmp_path / "c420.mp4", frames=6, size=(48, 64)),
+             make_video(tmp_path / "c444.mp4", frames=6, size=(48, 64), pix_fmt="yuv444p")]
+    blocker = tmp_path / "no_tf" / "tensorflow"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('no TensorFlow on this machine')\n")
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=os.pathsep.join([str(tmp_path / "no_tf"), ROOT]))
+    proc = subprocess.run([sys.executable, "-c", PLANAR_SCRIPT, str(tmp_path), *clips], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert res.pop("tensorflow_loaded") is False
+    for key, (planar, frames) in res.items():
+        assert frames == 6, key
+        assert planar == key.endswith("True"), key  # default on a CPU: the RGB route
+    for model in ("bicubic", "subpixel_x1.5"):
+        for i in range(2):
+            rgb = np.stack(list(iter_video_frames(str(tmp_path / f"{model}_{i}_False.mp4")))).astype(int)
+            planar = np.stack(list(iter_video_frames(str(tmp_path / f"{model}_{i}_True.mp4")))).astype(int)
+            assert rgb.shape == planar.shape == (6, 72, 96, 3)
+            assert np.abs(rgb - planar).mean() < 2.5, (model, i)
+            assert min(psnr(a, b, crop_border=2) for a, b in zip(rgb, planar)) > 38, (model, i)
+            assert probe_video(str(tmp_path / f"{model}_{i}_True.mp4")).color_space == "smpte170m"
+
+
+def test_planar_route_needs_jax(tmp_path):
+    """Asked for on the TensorFlow backend, the planar route is a one-line error, no output."""
+    from conftest import make_video
+    from imagesr.upscale import UpscaleError, upscale
+
+    clip = make_video(tmp_path / "c.mp4", frames=2, size=(48, 64))
+    with pytest.raises(UpscaleError, match="planar route needs"):
+        upscale(clip, str(tmp_path / "o.mp4"), model="bicubic", progress=None, planar=True)
+    assert sorted(os.listdir(tmp_path)) == ["c.mp4"]

@@ -153,6 +153,16 @@ class FrameUpscaler:
             self._jax = keras.backend.backend() == "jax"
         return self._jax
 
+    @property
+    def on_accelerator(self) -> bool:
+        """JAX on a GPU or TPU, where frames cross a host link (the planar route pays there; on
+        a CPU the host is the device and ffmpeg's own conversions are cheaper)."""
+        if not self.compiles_per_shape:
+            return False
+        import jax
+
+        return jax.default_backend() != "cpu"
+
     def supports(self, scale: float) -> bool:
         return self.scale is None or abs(self.scale - scale) < 1e-9
 
@@ -168,21 +178,30 @@ class FrameUpscaler:
         y = np.asarray(self._fn(x.astype(np.float32)), dtype=np.float32)
         return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
 
-    def _jax_call(self, batch: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-        """JAX backend (the GPU route): uint8 frames in, uint8 frames out, all on the device in one
-        jitted call per frame and output size: the MATLAB bicubic (``training.layers.
+    def jax_function(self, shape: Tuple[int, ...], size: Tuple[int, int], planar=None):
+        """JAX backend (the GPU route): the jitted function of one input shape and output size,
+        uint8 in and uint8 out, all on the device: the MATLAB bicubic (``training.layers.
         bicubic_resize``; VDSR's input, or the whole of the bicubic baseline), the network and
         the rounding. Only uint8 crosses the host link, and the host does no per-pixel work,
-        which at 1080p would otherwise cost more than the network itself."""
+        which at 1080p would otherwise cost more than the network itself.
+
+        ``planar``: (input, output) :class:`imagesr.colour.PlanarFormat` for frames that are
+        flat Y'CbCr vectors (the video decoder's and encoder's own layout): the colour
+        conversions run on the device too, and 4:2:0 halves the bytes on the host link and in
+        the pipes compared with RGB."""
         import jax
+        import jax.numpy as jnp
         import keras
 
         from training.layers import bicubic_resize
 
-        key = (batch.shape, size)
+        key = (tuple(shape), tuple(size), planar)
         if key not in self._jit:
-            def fn(x, model=self.model, kind=self.kind, size=size):
-                x = keras.ops.cast(x, "float32")
+            def fn(x, model=self.model, kind=self.kind, size=tuple(size), planar=planar):
+                # The barriers keep each colour conversion a pass of its own: fused into the
+                # bicubic's tap gathers (or they into it), XLA would recompute it for every tap.
+                barrier = jax.lax.optimization_barrier
+                x = barrier(planar[0].to_rgb(x, xp=jnp)) if planar else keras.ops.cast(x, "float32")
                 if kind == "bicubic":
                     y = bicubic_resize(x, size=size)
                 elif kind == "vdsr":
@@ -190,10 +209,27 @@ class FrameUpscaler:
                 else:
                     y = model(x, training=False)
                 y = keras.ops.clip(keras.ops.floor(keras.ops.cast(y, "float32") + 0.5), 0.0, 255.0)
-                return keras.ops.cast(y, "uint8")
+                return planar[1].from_rgb(barrier(y), xp=jnp) if planar else keras.ops.cast(y, "uint8")
 
             self._jit[key] = jax.jit(fn)
-        return np.asarray(self._jit[key](batch))
+        return self._jit[key]
+
+    def _jax_call(self, batch: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+        return np.asarray(self.jax_function(batch.shape, size)(batch))
+
+    def planar(self, frames, planar):
+        """Flat Y'CbCr frames ``[N, planar[0].frame_bytes]`` -> ``[N, planar[1].frame_bytes]``,
+        converted on the device (JAX backend only). Returns the device array without waiting
+        for it: the caller hands it on (``np.asarray`` waits), so the next batch is sent while
+        this one computes and comes back."""
+        if not self.compiles_per_shape:
+            raise ValueError("planar frames need the JAX backend")
+        frames = np.asarray(frames, dtype=np.uint8)
+        natural = planar[1].size
+        if self.kind == "subpixel" and (int(round(planar[0].height * self.scale)), int(round(planar[0].width * self.scale))) != natural:
+            raise ValueError(f"a x{self.scale:g} model cannot make {natural[1]}x{natural[0]} from "
+                             f"{planar[0].width}x{planar[0].height} in one call")
+        return self.jax_function(frames.shape, natural, planar)(frames)
 
     def __call__(self, frames: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
         frames = np.asarray(frames, dtype=np.uint8)

@@ -206,17 +206,29 @@ def _data(config: TrainConfig, files: Sequence[str], repeat: bool, shuffle: bool
 
 
 def build_or_load(config: TrainConfig):
-    from training.models import build_model
+    """A new model, or with ``warm_start`` one of that model's architecture (its width and depth,
+    whatever the defaults are) holding its weights, built under this run's precision policy."""
+    from training.models import architecture, build_model
 
-    model = build_model(config.model, scale=config.scales[0], **config.model_args)
-    if config.warm_start:
-        from training.serving import load_keras_model
+    if not config.warm_start:
+        return build_model(config.model, scale=config.scales[0], **config.model_args)
+    from training.serving import load_keras_model
 
-        src = load_keras_model(config.warm_start)
-        if src.name.split("_")[0] != model.name.split("_")[0]:
-            raise ValueError(f"warm start {config.warm_start} is a {src.name} model, not {model.name}")
-        model.set_weights(src.get_weights())
-        log.info("warm start from %s", config.warm_start)
+    src = load_keras_model(config.warm_start)
+    arch = architecture(src)
+    if arch["name"] != config.model:
+        raise ValueError(f"warm start {config.warm_start} is a {arch['name']} model, not {config.model}")
+    if arch["scale"] is not None and abs(arch["scale"] - config.scales[0]) > 1e-9:
+        raise ValueError(f"warm start {config.warm_start} is a x{arch['scale']:g} model; this run trains "
+                         f"x{config.scales[0]:g}")
+    clash = {k: (v, arch["model_args"][k]) for k, v in config.model_args.items() if arch["model_args"].get(k) != v}
+    if clash:
+        raise ValueError(f"warm start {config.warm_start}: its architecture differs from model_args "
+                         + ", ".join(f"{k}={want} (the model has {have})" for k, (want, have) in clash.items()))
+    model = build_model(config.model, scale=config.scales[0], **arch["model_args"])
+    model.set_weights(src.get_weights())
+    log.info("warm start from %s (%s)", config.warm_start,
+             ", ".join(f"{k} {v}" for k, v in arch["model_args"].items()))
     return model
 
 

@@ -42,4 +42,40 @@ def model_scale(model: keras.Model) -> float:
     raise ValueError(f"model {model.name!r} has no BicubicResize skip to read its scale from")
 
 
-__all__ = ["MODELS", "build_model", "model_kind", "model_scale", "build_vdsr", "build_subpixel"]
+def architecture(model: keras.Model) -> dict:
+    """The :func:`build_model` arguments that rebuild ``model``'s architecture (kind, scale and
+    the model's own size arguments), read from its layers: a warm start takes the shape of the
+    model it starts from."""
+    kind = model_kind(model)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    args = {"channels": int(model.input_shape[-1])}
+    if kind == "vdsr":
+        args.update(depth=len(convs), width=int(convs[0].filters))
+        return {"name": kind, "scale": None, "model_args": args}
+    blocks = sum(1 for layer in model.layers if layer.name.startswith("block") and layer.name.endswith("_conv1"))
+    head = next(layer for layer in convs if layer.name == "head")
+    args.update(width=int(head.filters), blocks=blocks)
+    return {"name": kind, "scale": model_scale(model), "model_args": args}
+
+
+def multiply_adds(model: keras.Model, in_size, out_size) -> int:
+    """Multiply-adds of the model's convolutions for one frame of ``in_size`` (h, w) upscaled to
+    ``out_size``: VDSR's run at the output size, a sub-pixel model's at the input size divided
+    by its pixel-unshuffle factor (the bicubic skip is not counted: both models have it)."""
+    kind = model_kind(model)
+    if kind == "vdsr":
+        positions = out_size[0] * out_size[1]
+    else:
+        from training.models.subpixel import shuffle_factors
+
+        r_in, _ = shuffle_factors(model_scale(model))
+        positions = (in_size[0] // r_in) * (in_size[1] // r_in)
+    per_position = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            per_position += kh * kw * int(layer.kernel.shape[2]) * layer.filters
+    return per_position * positions
+
+
+__all__ = ["MODELS", "architecture", "multiply_adds", "build_model", "model_kind", "model_scale", "build_vdsr", "build_subpixel"]
