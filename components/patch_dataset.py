@@ -12,11 +12,17 @@ Layout (the splits as TFX ExampleGen writes them, so TFX consumes it as an Examp
 Everything is first written under ``OUTPUT/.staging-<run>/`` and moved into place only when
 the run succeeded and produced records; ``manifest.json`` is written last, so a folder
 without it is not a finished dataset. A run in which no input is valid fails with the
-reasons and leaves nothing behind.
+reasons and leaves nothing behind. A local run holds the output's lock
+(:class:`imagesr.outputs.OutputLock`) and refuses a folder that holds anything but an
+imagesr dataset; an unfinished one (records without a manifest) is replaced only with
+``--overwrite``, never merged into. Local runs keep their temporary files (Beam's, the
+progress markers) inside the staging folder, so a killed run's leftovers are all in one
+place, removed by the next run into that output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import logging
@@ -28,9 +34,11 @@ from collections import defaultdict
 from typing import Dict, List, Optional
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from components.patch_transform import SPLITS, STATUS_TAG, MediaToPatchPairs, write_split
+from imagesr.outputs import OutputBusy, OutputLock
 from imagesr.patches import PatchOptions
 from imagesr.sources import join
 
@@ -194,9 +202,79 @@ def delete_tree(path: str) -> None:
         log.warning("could not remove %s", path, exc_info=True)
 
 
+STAGING_PREFIX = ".staging-"
+DATASET_ENTRIES = (MANIFEST, DEAD_LETTER, "Split-train", "Split-eval")
+
+
+def _entries(output: str) -> List[str]:
+    """The top-level names in ``output`` (a local folder or a gs:// prefix)."""
+    if "://" not in output:
+        return sorted(os.listdir(output)) if os.path.isdir(output) else []
+    base = output.rstrip("/")
+    paths = [m.path for m in FileSystems.match([base + "/**"])[0].metadata_list]
+    return sorted({p[len(base) + 1:].split("/")[0] for p in paths if p.startswith(base + "/")})
+
+
+def check_output(output: str, overwrite: bool) -> None:
+    """Refuse an output that is not new, empty or an imagesr dataset; a finished or an
+    unfinished dataset only with ``overwrite``. Locally (where the caller holds the lock)
+    staging folders of killed runs are removed first."""
+    entries = _entries(output)
+    for name in [e for e in entries if e.startswith(STAGING_PREFIX)]:
+        if "://" not in output:
+            log.warning("removing %s, left by an interrupted run", join(output, name))
+            delete_tree(join(output, name))
+    rest = [e for e in entries if not e.startswith(STAGING_PREFIX)]
+    foreign = [e for e in rest if e not in DATASET_ENTRIES]
+    if foreign:
+        raise PatchDatasetError(f"--output {output} holds files that are not part of an imagesr dataset "
+                                f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): choose a new or "
+                                "empty folder")
+    if MANIFEST in rest and not overwrite:
+        raise PatchDatasetError(f"{output} already holds a finished dataset ({MANIFEST}); use another --output or "
+                                "--overwrite")
+    if rest and MANIFEST not in rest and not overwrite:
+        raise PatchDatasetError(f"{output} holds an unfinished dataset (record files but no {MANIFEST}, e.g. from an "
+                                "interrupted run); remove it, or pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def claim_output(output: str, overwrite: bool):
+    """Hold ``output`` for one run: a local folder is created if needed and locked (a second
+    run into it is refused), its contents checked (:func:`check_output`); a folder this run
+    created is removed again if the run fails and leaves it empty."""
+    lock, created = None, False
+    if "://" not in output:
+        if os.path.exists(output) and not os.path.isdir(output):
+            raise PatchDatasetError(f"--output {output}: exists and is not a folder")
+        parent = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(parent):
+            raise PatchDatasetError(f"--output {output}: its folder {parent} does not exist")
+        created = not os.path.exists(output)
+        try:
+            os.makedirs(output, exist_ok=True)
+            lock = OutputLock(output).acquire()
+        except OutputBusy as e:
+            raise PatchDatasetError(str(e)) from None
+        except OSError as e:
+            raise PatchDatasetError(f"cannot write {output}: {e.strerror or e}") from None
+    try:
+        check_output(output, overwrite)
+        yield
+    except BaseException:
+        if created and os.path.isdir(output) and not os.listdir(output):
+            os.rmdir(output)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def finalize(output: str, staging: str, statuses: List[Dict], manifest_base: Dict, overwrite: bool) -> Dict:
     counts = dataset_counts(statuses)
     files = {}
+    if overwrite and FileSystems.exists(join(output, MANIFEST)):
+        FileSystems.delete([join(output, MANIFEST)])  # unfinished (so never read) while it is replaced
     for split in SPLITS:
         staged = sorted(m.path for m in FileSystems.match([join(staging, f"Split-{split}", "*")])[0].metadata_list)
         final_dir = join(output, f"Split-{split}")
@@ -237,7 +315,7 @@ def beam_counters(result) -> Optional[Dict[str, int]]:
 
 
 def produce_dataset(
-    pipeline: beam.Pipeline,
+    pipeline,
     sources: List[Dict],
     patch_options: PatchOptions,
     output: str,
@@ -246,15 +324,30 @@ def produce_dataset(
     max_frames: Optional[int] = None,
     overwrite: bool = False,
     progress: bool = False,
+    require_eval: bool = False,
 ) -> Dict:
-    """Run the patch pipeline on ``pipeline`` (not yet run) into ``output``; return the manifest.
+    """Run the patch pipeline on ``pipeline`` (not yet run; or a function that makes it, so that
+    even its construction's temporary folder lands in the staging area) into ``output``;
+    return the manifest.
 
     ``progress`` prints a progress line from the workers' marker files (local runners only).
+    ``require_eval``: fail (writing nothing) when the eval split got no pairs.
     """
     run_id = manifest_base.get("run_id") or datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%S")
-    staging = join(output, f".staging-{run_id}")
-    progress_dir = tempfile.mkdtemp(prefix="imagesr-progress-") if progress else None
+    staging = join(output, f"{STAGING_PREFIX}{run_id}")
+    local = "://" not in output
+    progress_dir = None
+    if progress:
+        progress_dir = join(staging, "progress") if local else tempfile.mkdtemp(prefix="imagesr-progress-")
+        os.makedirs(progress_dir, exist_ok=True)
+    saved_tmp = (os.environ.get("TMPDIR"), tempfile.tempdir)
+    if local:  # Beam's and the workers' temporary files, inside the staging folder
+        tmp = join(staging, "tmp")
+        os.makedirs(tmp, exist_ok=True)
+        os.environ["TMPDIR"], tempfile.tempdir = tmp, tmp
     try:
+        if callable(pipeline) and not isinstance(pipeline, beam.Pipeline):
+            pipeline = pipeline()
         build_pipeline(pipeline, sources, patch_options, staging, frame_stride, max_frames, progress_dir)
         if progress_dir:
             with MarkerProgress(progress_dir, sources, frame_stride, max_frames):
@@ -270,13 +363,24 @@ def produce_dataset(
             reasons = "; ".join(f"{st['source']}: {st['reason']}" for st in statuses[:10])
             more = f" (and {len(statuses) - 10} more)" if len(statuses) > 10 else ""
             raise PatchDatasetError(f"no valid input: all {len(statuses)} inputs failed: {reasons}{more}")
+        if require_eval and not any(st["pairs"] for st in statuses if st["split"] == "eval"):
+            failed = [f"{st['source']}: {st['reason']}" for st in statuses if st["split"] == "eval" and st["reason"]]
+            why = f" (its sources failed: {'; '.join(failed[:3])})" if failed else ""
+            raise PatchDatasetError(f"the eval split got no pairs{why}; add inputs, or pass --eval-fraction 0 for a "
+                                    "dataset without one")
         manifest_base = dict(manifest_base, beam_counters=beam_counters(result))
         return finalize(output, staging, statuses, manifest_base, overwrite)
     except BaseException:
         delete_tree(staging)
         raise
     finally:
-        if progress_dir:
+        if local:
+            tempfile.tempdir = saved_tmp[1]
+            if saved_tmp[0] is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = saved_tmp[0]
+        if progress_dir and not local:
             shutil.rmtree(progress_dir, ignore_errors=True)
 
 
@@ -289,9 +393,14 @@ def count_records(output: str) -> Dict:
     for split in SPLITS:
         n = 0
         for m in FileSystems.match([join(output, f"Split-{split}", "*")])[0].metadata_list:
-            with FileSystems.open(m.path) as f:  # gzip detected from the name
-                n += sum(1 for _ in iter_tfrecord(f))
+            # opened as stored: iter_tfrecord detects gzip itself and names the file when it is corrupt
+            with FileSystems.open(m.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                n += sum(1 for _ in iter_tfrecord(f, name=m.path))
         counts[split] = n
+    if not any(counts.values()) and not FileSystems.exists(join(output, MANIFEST)):
+        if "://" not in output and not os.path.isdir(output):
+            raise PatchDatasetError(f"{output}: no such folder")
+        raise PatchDatasetError(f"{output}: not a patch dataset (no Split-*/ record files and no {MANIFEST})")
     manifest = None
     if FileSystems.exists(join(output, MANIFEST)):
         with FileSystems.open(join(output, MANIFEST), compression_type="uncompressed") as f:

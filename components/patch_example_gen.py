@@ -21,7 +21,7 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components.patch_dataset import SPLITS, produce_dataset
 from components.patch_transform import BeamFS
-from imagesr.patches import PatchOptions
+from imagesr.patches import split_options
 from imagesr.sources import assign_splits, discover
 
 log = logging.getLogger(__name__)
@@ -29,20 +29,6 @@ log = logging.getLogger(__name__)
 OutputArtifact = tfx.dsl.components.OutputArtifact
 Parameter = tfx.dsl.components.Parameter
 BeamComponentParameter = tfx.dsl.components.BeamComponentParameter
-
-# Options of the job that are not PatchOptions fields.
-JOB_OPTIONS = {"eval_fraction": 0.05, "frame_stride": 5, "max_frames": None, "official_lr": False}
-
-
-def split_options(options: dict):
-    """(PatchOptions, job options) from one JSON-able dict, rejecting unknown keys."""
-    options = dict(options)
-    job = {k: options.pop(k, v) for k, v in JOB_OPTIONS.items()}
-    unknown = set(options) - set(PatchOptions.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown patch options {sorted(unknown)}")
-    return PatchOptions(**options), job
-
 
 @tfx.dsl.components.component(use_beam=True)
 def PatchExampleGen(

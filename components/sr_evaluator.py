@@ -19,7 +19,7 @@ import os
 import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -27,34 +27,11 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
+from components.evaluator_config import EvaluatorConfig
 from imagesr import evaluation, media
 from imagesr.media import write_image
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EvaluatorConfig:
-    benchmarks: List[str] = field(default_factory=list)  # HR image folders; [] = built-in sample images
-    scales: Sequence[float] = (2, 3, 4)  # a fixed-scale model is evaluated at its own scale only
-    eval_split_scale: float = 1.5
-    max_eval_frames: int = 8
-    margin_db: float = 0.05
-    tolerance_db: float = 0.05
-    time_budget_s: Optional[float] = None
-    timing_frames: int = 30
-    timing_repeats: int = 3
-    timing_batch: int = 2
-    timing_input: Sequence[int] = (720, 1280)
-    timing_output: Sequence[int] = (1080, 1920)
-    timing_video: Optional[str] = None  # default: the built-in 720p sample clip
-
-    @classmethod
-    def from_dict(cls, d: Dict) -> "EvaluatorConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown evaluator options {sorted(unknown)}")
-        return cls(**d)
 
 
 def _scales_for(up, scales: Sequence[float]) -> List[float]:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
+import signal
 import sys
 import time
 import warnings
@@ -22,8 +24,8 @@ def _positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
     return v
 
 
@@ -62,10 +64,13 @@ def _cmd_bench_bicubic(args) -> int:
 
 
 def _cmd_records_count(args) -> int:
-    from pipelines.patch_job import count_records, quiet_beam_logs
+    from pipelines.patch_job import PatchJobError, count_records, quiet_beam_logs
 
     quiet_beam_logs()
-    out = count_records(args.dataset)
+    try:
+        out = count_records(args.dataset)
+    except PatchJobError as e:
+        raise UsageError(str(e)) from None
     if args.json:
         print(json.dumps(out))
     else:
@@ -289,11 +294,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     # google-api-core warns on every import that Python 3.10 support is ending (TFX 1.16 needs 3.10).
     warnings.filterwarnings("ignore", message=".*non-supported Python version.*", category=FutureWarning)
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in PASSTHROUGH:
+    lead = 0  # global flags before the command (imagesr -v patches ...)
+    while lead < len(argv) and argv[lead] in ("-v", "--verbose"):
+        lead += 1
+    if lead < len(argv) and argv[lead] in PASSTHROUGH:
         import importlib
 
-        module, func = PASSTHROUGH[argv[0]]
-        return getattr(importlib.import_module(module), func)(argv[1:])
+        module, func = PASSTHROUGH[argv[lead]]
+        return getattr(importlib.import_module(module), func)(argv[lead + 1:] + (["-v"] if lead else []))
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
@@ -303,14 +311,28 @@ def main(argv: Optional[List[str]] = None) -> int:
     from imagesr.media import MediaError
     from imagesr.records import RecordError
 
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.func(args)
     except (UsageError, MediaError, RecordError, ValueError) as e:
         print(f"imagesr: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("imagesr: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("imagesr: interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so the same clean-up runs (partial outputs removed)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 if __name__ == "__main__":

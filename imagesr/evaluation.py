@@ -13,6 +13,7 @@ one channel.
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,8 @@ from PIL import Image
 
 from imagesr import metrics, resize
 from imagesr.media import IMAGE_EXTENSIONS, MediaError, decode_image
+
+log = logging.getLogger(__name__)
 
 # upscaler(lr_rgb_uint8, (out_h, out_w), scale) -> sr_rgb_uint8 of that size
 Upscaler = Callable[[np.ndarray, tuple, float], np.ndarray]
@@ -48,10 +51,13 @@ class ScaleResult:
     ssim_y: float
     images: int
     per_image: List[ImageResult] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)  # images too small for this scale
 
     def summary(self) -> Dict:
         d = asdict(self)
         d.pop("per_image")
+        if not self.skipped:
+            d.pop("skipped")
         d["scale"] = _scale_json(self.scale)
         return d
 
@@ -86,6 +92,16 @@ def load_hr(path: str) -> np.ndarray:
     return rgb[..., 0] if gray else rgb
 
 
+SSIM_WINDOW = 11
+
+
+def too_small(hr: np.ndarray, scale: float) -> bool:
+    """Whether an HR image leaves no SSIM window after the protocol's crops at ``scale``
+    (to a multiple of the scale, then the border of ``ceil(scale)`` on every side)."""
+    h, w = resize.crop_to_multiple(hr, scale).shape[:2]
+    return min(h, w) - 2 * int(math.ceil(scale)) < SSIM_WINDOW
+
+
 def evaluate_image(hr: np.ndarray, scale: float, upscaler: Upscaler) -> tuple:
     """(psnr_y, ssim_y) of ``upscaler`` on one HR image at ``scale`` under the protocol."""
     hr = resize.crop_to_multiple(hr, scale)
@@ -109,17 +125,26 @@ def evaluate_folder(
     upscaler: Upscaler = bicubic_upscaler,
     progress: Optional[Callable[[str], None]] = None,
 ) -> List[ScaleResult]:
-    """Mean Y-PSNR/SSIM per scale of ``upscaler`` over the HR images in ``dataset``."""
+    """Mean Y-PSNR/SSIM per scale of ``upscaler`` over the HR images in ``dataset``. Images
+    too small for a scale are skipped with a warning naming them (and listed in the result);
+    a scale that leaves no image is an error."""
     files = list_images(dataset)
     images = [(os.path.basename(f), load_hr(f)) for f in files]
     results = []
     for s in scales:
-        per = []
+        per, skipped = [], []
         for name, hr in images:
+            if too_small(hr, float(s)):
+                log.warning("%s: %dx%d is too small to measure at x%g; skipped", os.path.join(dataset, name),
+                            hr.shape[1], hr.shape[0], s)
+                skipped.append(name)
+                continue
             p, q = evaluate_image(hr, float(s), upscaler)
             per.append(ImageResult(name, float(s), p, q))
             if progress:
                 progress(f"x{s} {name}: {p:.2f} dB")
+        if not per:
+            raise MediaError(dataset, f"every image is too small to measure at x{s:g}")
         results.append(
             ScaleResult(
                 scale=float(s),
@@ -127,6 +152,7 @@ def evaluate_folder(
                 ssim_y=float(np.mean([r.ssim_y for r in per])),
                 images=len(per),
                 per_image=per,
+                skipped=skipped,
             )
         )
     return results

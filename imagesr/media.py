@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from imagesr.colour import PLANAR_FORMATS, TAGS, PlanarFormat, is_full_range, output_matrix, stream_matrix
+from imagesr.outputs import claim_partial, remove_quietly
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,15 @@ def decode_image(source: PathOrBytes, name: Optional[str] = None) -> np.ndarray:
         raise MediaError(label, f"corrupt or truncated image ({e})") from None
 
 
+def has_alpha(path: str) -> bool:
+    """Whether an image file has transparency (which decoding composites on white)."""
+    try:
+        with Image.open(path) as img:
+            return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
 def image_size(path: str) -> tuple:
     """(width, height) from the header only, without decoding pixels."""
     try:
@@ -181,6 +191,17 @@ class VideoInfo:
     rotation: int = 0
     color_space: Optional[str] = None  # the stream's matrix tag (bt709, smpte170m, ...), None when untagged
     color_range: Optional[str] = None  # tv | pc, None when untagged
+    stream_index: Optional[int] = None  # the stream's index in the file: the one that is decoded
+    variable_rate: bool = False  # frame durations vary (the nominal and the average rate differ)
+
+    @property
+    def expected_frames(self) -> Optional[int]:
+        """Frames the file should hold: the container's count, else duration x average rate."""
+        if self.frame_count:
+            return self.frame_count
+        if self.duration and self.fps:
+            return int(round(self.duration * self.fps))
+        return None
 
     @property
     def matrix(self) -> str:
@@ -241,17 +262,19 @@ def probe_video(path: str) -> VideoInfo:
         import ffmpeg as ffmpeg_python
 
         try:
-            meta = ffmpeg_python.probe(path, cmd=ffprobe)
+            meta = ffmpeg_python.probe(path, cmd=ffprobe, v="error")
         except ffmpeg_python.Error as e:
             tail = _stderr_tail(e.stderr)
             raise MediaError(path, f"not a readable video ({tail})") from None
         streams = meta.get("streams", [])
-        video = next((s for s in streams if s.get("codec_type") == "video"), None)
+        video = next((s for s in streams if s.get("codec_type") == "video"
+                      and not s.get("disposition", {}).get("attached_pic")), None)  # not cover art
         if video is None:
             raise MediaError(path, "contains no video stream")
         count = video.get("nb_frames")
         duration = video.get("duration") or meta.get("format", {}).get("duration")
-        fps = _parse_rate(video.get("avg_frame_rate", "0/0")) or _parse_rate(video.get("r_frame_rate", "0/0"))
+        nominal, average = _parse_rate(video.get("r_frame_rate", "0/0")), _parse_rate(video.get("avg_frame_rate", "0/0"))
+        fps = average or nominal
         frame_count = int(count) if count and str(count).isdigit() and int(count) > 0 else None
         matrix = next((d["rotation"] for d in video.get("side_data_list", []) if "rotation" in d), None)
         rotation = _stream_rotation(matrix, video.get("tags", {}).get("rotate"))
@@ -269,12 +292,19 @@ def probe_video(path: str) -> VideoInfo:
             rotation=rotation,
             color_space=_known(video.get("color_space")),
             color_range=_known(video.get("color_range")),
+            stream_index=int(video["index"]),
+            variable_rate=_rates_differ(nominal, average),
         )
     return _probe_from_banner(path, ffmpeg)
 
 
-_STREAM_RE = re.compile(r"Stream #\S+.*?: Video: (\w+)[^,]*, (\w+)[^,(]*?(?:\(([^)]*)\))?, (\d+)x(\d+)")
+def _rates_differ(nominal: float, average: float) -> bool:
+    return nominal > 0 and average > 0 and abs(nominal - average) > 0.01 * nominal
+
+
+_STREAM_RE = re.compile(r"Stream #\d+:(\d+)\S*.*?: Video: (\w+)[^,]*, (\w+)[^,(]*?(?:\(([^)]*)\))?, (\d+)x(\d+)(.*)")
 _FPS_RE = re.compile(r"([\d.]+) fps")
+_TBR_RE = re.compile(r"([\d.]+)k? tbr")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 _MATRIX_RE = re.compile(r"displaymatrix: rotation of (-?[\d.]+) degrees")
 _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.M)
@@ -284,10 +314,12 @@ def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
     """Probe via ``ffmpeg -i`` when no ffprobe exists (e.g. imageio-ffmpeg's single binary)."""
     proc = subprocess.run([ffmpeg, "-hide_banner", "-i", path], capture_output=True, text=True, errors="replace")
     text = proc.stderr
-    m = _STREAM_RE.search(text)
+    m = next((m for m in _STREAM_RE.finditer(text) if "(attached pic)" not in m.group(7)), None)  # not cover art
     if not m:
+        if " Video: " in text or " Audio: " in text:
+            raise MediaError(path, "contains no video stream")
         raise MediaError(path, f"not a readable video ({_stderr_tail(text)})")
-    fps_m = _FPS_RE.search(text[m.start():])
+    fps_m, tbr_m = _FPS_RE.search(m.group(7)), _TBR_RE.search(m.group(7))
     dur_m = _DURATION_RE.search(text)
     duration = None
     if dur_m:
@@ -298,21 +330,24 @@ def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
     block = block[: next_stream.start() + 1] if next_stream else block
     matrix_m, tag_m = _MATRIX_RE.search(block), _ROTATE_TAG_RE.search(block)
     rotation = _stream_rotation(matrix_m and matrix_m.group(1), tag_m and tag_m.group(1))
-    width, height = _display_size(int(m.group(4)), int(m.group(5)), rotation)
-    space, color_range = _banner_colour(m.group(3))
+    width, height = _display_size(int(m.group(5)), int(m.group(6)), rotation)
+    space, color_range = _banner_colour(m.group(4))
+    fps = float(fps_m.group(1)) if fps_m else 0.0
     return VideoInfo(
         path=path,
         width=width,
         height=height,
-        fps=float(fps_m.group(1)) if fps_m else 0.0,
+        fps=fps,
         frame_count=None,
-        pix_fmt=m.group(2),
-        codec=m.group(1),
+        pix_fmt=m.group(3),
+        codec=m.group(2),
         duration=duration,
         has_audio=" Audio: " in text,
         rotation=rotation,
         color_space=space,
         color_range=color_range,
+        stream_index=int(m.group(1)),
+        variable_rate=bool(tbr_m and "k tbr" not in tbr_m.group(0)) and _rates_differ(float(tbr_m.group(1)), fps),
     )
 
 
@@ -350,15 +385,19 @@ def iter_video_frames(
     info: Optional[VideoInfo] = None,
     strict: bool = True,
     planar: Optional[PlanarFormat] = None,
+    constant_rate: Optional[Fraction] = None,
 ) -> Iterator[np.ndarray]:
     """Yield HxWx3 uint8 RGB frames 0, stride, 2*stride, ... (at most ``limit``) of a video.
 
     Frames stream through a pipe; memory holds one frame. RGB is converted with the stream's
     matrix (:mod:`imagesr.colour`: its tag, else BT.709 for HD and BT.601 below). With
     ``planar`` (usually ``info.planar_format()``), frames come as that format's flat uint8
-    vectors instead, unconverted. Raises MediaError if ffmpeg fails or, with ``strict``, if
-    fewer frames arrive than the container promised (a truncated file) or the stream ends
-    inside a frame.
+    vectors instead, unconverted. ``constant_rate``: frames resampled in time to that rate
+    (repeated or dropped as their timestamps say), for a variable-rate video written out at a
+    constant one. Only the probed stream is decoded (``info.stream_index``: the first video
+    stream that is not cover art). Raises MediaError if ffmpeg fails or, with ``strict``, if
+    fewer frames arrive than the container promised or ffmpeg reports a premature end or
+    corrupt data (a truncated file), or the stream ends inside a frame.
     """
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -372,13 +411,16 @@ def iter_video_frames(
         raise ValueError(f"planar format {planar.width}x{planar.height} differs from the video's {w}x{h}")
     frame_bytes = planar.frame_bytes if planar is not None else w * h * 3
     stream = ffmpeg_python.input(str(path))
+    stream = stream[str(info.stream_index)] if info.stream_index is not None else stream["v:0"]
     if stride > 1:
         stream = stream.filter("select", f"not(mod(n,{stride}))")
     if planar is None:
         stream = stream.filter("scale", in_color_matrix=_SWS_MATRIX[info.matrix],
                                in_range="full" if info.full_range else "limited").filter("format", "rgb24")
     out_kwargs = {"format": "rawvideo", "pix_fmt": planar.pix_fmt if planar is not None else "rgb24",
-                  "vsync": "passthrough"}
+                  "vsync": "passthrough" if constant_rate is None else "cfr"}
+    if constant_rate is not None:
+        out_kwargs["r"] = str(constant_rate)
     if limit is not None:
         out_kwargs["vframes"] = limit
     args = stream.output("pipe:", **out_kwargs).global_args("-nostdin", "-loglevel", "error").compile(cmd=ffmpeg_binary())
@@ -408,10 +450,15 @@ def iter_video_frames(
         expected = -(-info.frame_count // stride)
         if produced < expected:
             raise MediaError(path, f"truncated: decoded {produced} of {expected} frames ({_stderr_tail(stderr)})")
-    if strict and stderr.strip() and limit is None:
-        # ffmpeg said it hit corrupt data but exited 0: do not pass damaged frames silently.
+    if strict and stderr.strip() and (limit is None or produced < limit):
+        # ffmpeg said it hit corrupt data or the end of a cut file but exited 0 (a Matroska
+        # file states no frame count): do not pass damaged or missing frames silently.
         text = stderr.decode("utf-8", "replace")
-        if re.search(r"(?i)(invalid data|corrupt|truncat|partial file|error while decoding)", text):
+        if re.search(r"(?i)(ended prematurely|truncat|partial file)", text):
+            expected = info.expected_frames
+            of = f" of about {-(-expected // stride)}" if expected else ""
+            raise MediaError(path, f"truncated: decoded {produced}{of} frames ({_stderr_tail(text, 1)})")
+        if re.search(r"(?i)(invalid data|corrupt|error while decoding)", text):
             raise MediaError(path, f"decode errors: {_stderr_tail(text)}")
 
 
@@ -452,22 +499,15 @@ def iter_frames(source: str, stride: int = 1, limit: Optional[int] = None) -> It
 
 
 def write_image(path: str, image: np.ndarray) -> None:
-    """Write an RGB uint8 image atomically (temporary name, then rename; removed on failure)."""
-    tmp = partial_path(path)
+    """Write an RGB uint8 image atomically: under a temporary name of this call's own
+    (:func:`imagesr.outputs.claim_partial`), renamed when complete, removed on failure."""
+    tmp = claim_partial(path)
     try:
         Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        remove_quietly(tmp)
         raise
     os.replace(tmp, path)
-
-
-def partial_path(path: str) -> str:
-    """The temporary name beside ``path`` while it is written: ``NAME.partial.EXT`` (files),
-    ``NAME.partial`` (folders). Renamed to ``path`` only when complete."""
-    root, ext = os.path.splitext(path)
-    return f"{root}.partial{ext}" if ext else f"{path}.partial"
 
 
 def _audio_copy_works(src: str, ext: str) -> bool:
@@ -489,7 +529,8 @@ class VideoWriter:
     passed to the encoder as they are. Either way the file is tagged with its matrix, range,
     primaries and transfer, so players do not guess.
 
-    Written under :func:`partial_path` and renamed by :meth:`close` only when ffmpeg succeeded;
+    Written under a temporary name of its own (:func:`imagesr.outputs.claim_partial`) and
+    renamed by :meth:`close` only when ffmpeg succeeded;
     :meth:`abort` (or leaving the ``with`` block by an exception) removes it, so a failed or
     interrupted run never leaves a file that looks finished. ``audio_from`` maps that file's
     audio into the output: copied when the container takes it as it is, else AAC. Odd frame
@@ -501,7 +542,7 @@ class VideoWriter:
                  planar: Optional[PlanarFormat] = None):
         import tempfile
 
-        self.path, self.tmp = path, partial_path(path)
+        self.path = path
         self.size = (int(size[0]), int(size[1]))
         h, w = self.size
         self.planar = planar
@@ -532,11 +573,17 @@ class VideoWriter:
         cmd += colour + ["-c:v", codec]
         if codec in ("libx264", "libx265"):
             cmd += ["-preset", preset, "-crf", str(crf)]
-        cmd += ["-pix_fmt", self.pix_fmt, self.tmp]
+        cmd += ["-pix_fmt", self.pix_fmt, path]  # replaced by the temporary name below
         self._log = tempfile.TemporaryFile()
+        try:
+            self.tmp = claim_partial(path)
+        except OSError as e:
+            raise MediaError(path, f"cannot write here: {e.strerror or e}") from None
+        cmd[-1] = self.tmp
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._log)
         except OSError as e:
+            remove_quietly(self.tmp)
             raise MediaError(path, f"cannot start ffmpeg: {e}") from None
         self.frames = 0
 
@@ -579,8 +626,7 @@ class VideoWriter:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        if os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        remove_quietly(self.tmp)
 
     def __enter__(self):
         return self

@@ -156,3 +156,18 @@ def sample_frame(
 def residual_target(lr_patch: np.ndarray, hr_patch: np.ndarray) -> np.ndarray:
     """HR minus the core bicubic upscale of the LR patch (int16), as stored in ``residual``."""
     return hr_patch.astype(np.int16) - imresize(lr_patch, size=hr_patch.shape[:2]).astype(np.int16)
+
+
+# Options of the patch job that are not PatchOptions fields (the CLI's and the TFX ExampleGen's).
+JOB_OPTIONS = {"eval_fraction": 0.05, "frame_stride": 5, "max_frames": None, "official_lr": False}
+
+
+def split_options(options: dict):
+    """(PatchOptions, job options) from one JSON-able dict, rejecting unknown keys."""
+    options = dict(options)
+    job = {k: options.pop(k, v) for k, v in JOB_OPTIONS.items()}
+    unknown = set(options) - set(PatchOptions.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown patch options {sorted(unknown)} (known: {sorted(PatchOptions.__dataclass_fields__)} "
+                         f"and {sorted(JOB_OPTIONS)})")
+    return PatchOptions(**options), job

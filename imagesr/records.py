@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import io
 import struct
+import zlib
 from dataclasses import dataclass
 from typing import BinaryIO, Dict, Iterator, List, Optional, Union
 
@@ -361,9 +362,10 @@ def _open_maybe_gzip(f: BinaryIO) -> BinaryIO:
     return gzip.GzipFile(fileobj=stream) if head == b"\x1f\x8b" else stream
 
 
-def iter_tfrecord(source: Union[str, BinaryIO], verify: bool = False) -> Iterator[bytes]:
-    """Yield the records of a TFRecord file (plain or gzip), checking framing; CRCs if ``verify``."""
-    name = source if isinstance(source, str) else getattr(source, "name", "<stream>")
+def iter_tfrecord(source: Union[str, BinaryIO], verify: bool = False, name: Optional[str] = None) -> Iterator[bytes]:
+    """Yield the records of a TFRecord file (plain or gzip), checking framing; CRCs if ``verify``.
+    ``name``: what errors call a stream (default: its ``name``)."""
+    name = name or (source if isinstance(source, str) else getattr(source, "name", "<stream>"))
     raw = open(source, "rb") if isinstance(source, str) else source
     try:
         f = _open_maybe_gzip(raw)
@@ -371,7 +373,7 @@ def iter_tfrecord(source: Union[str, BinaryIO], verify: bool = False) -> Iterato
         while True:
             try:
                 header = f.read(8)
-            except (OSError, EOFError) as e:
+            except (OSError, EOFError, zlib.error) as e:
                 raise RecordError(f"{name}: corrupt compressed data at record {index} ({e})") from None
             if not header:
                 return
@@ -386,7 +388,7 @@ def iter_tfrecord(source: Union[str, BinaryIO], verify: bool = False) -> Iterato
                     raise RecordError(f"{name}: not a TFRecord file or corrupt (bad length checksum at record {index})")
                 data = f.read(length)
                 dcrc = f.read(4)
-            except (OSError, EOFError) as e:
+            except (OSError, EOFError, zlib.error) as e:
                 raise RecordError(f"{name}: corrupt compressed data at record {index} ({e})") from None
             if len(hcrc) < 4 or len(data) < length or len(dcrc) < 4:
                 raise RecordError(f"{name}: truncated record {index}")

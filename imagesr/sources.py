@@ -135,16 +135,28 @@ def discover(
     fs=None,
     official_lr: bool = False,
     scales: Sequence[float] = (2, 3, 4),
+    duplicates: Optional[List[str]] = None,
 ) -> List[Source]:
     """All sources under ``inputs`` (files, folders or globs; local or via ``fs``).
+
+    A file reached twice (the same folder given twice, a folder and a glob inside it, a link)
+    is one source: its copies would weigh it double and could land on both sides of the
+    split. Their paths are appended to ``duplicates`` when given.
 
     Raises ValueError for an input that matches nothing (a typo must not pass silently).
     """
     fs = fs or LocalFS()
     sources: List[Source] = []
     seen_ids: Dict[str, int] = {}
+    seen_files = set()
 
     def add(src: Source):
+        identity = tuple(p if "://" in p else os.path.realpath(p) for p in src.paths)
+        if identity in seen_files:
+            if duplicates is not None:
+                duplicates.append(src.paths[0])
+            return
+        seen_files.add(identity)
         n = seen_ids.get(src.source_id, 0)
         seen_ids[src.source_id] = n + 1
         if n:  # same relative name under two inputs: keep both, distinctly

@@ -17,13 +17,16 @@ resized with the MATLAB bicubic when the sizes differ). ``tile`` runs the networ
 overlapping tiles whose overlap covers its receptive field, so the stitched frame equals
 the untiled one up to float rounding.
 
-Output goes to a temporary name beside the target (``NAME.partial.EXT``, a ``NAME.partial``
-folder) and is renamed only once complete: a failed or interrupted run leaves nothing that
-looks finished.
+Output goes to a temporary name of the run's own beside the target
+(``NAME.partial-<pid>-<random>.EXT``, or such a folder) and is renamed only once complete: a
+failed or interrupted run leaves nothing that looks finished and removes nothing it did not
+create. A run holds the output's lock (:class:`imagesr.outputs.OutputLock`) throughout, so a
+second run to the same output is refused.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import re
@@ -44,15 +47,16 @@ from imagesr.media import (
     VideoInfo,
     VideoWriter,
     decode_image,
+    has_alpha,
     is_image_path,
     iter_folder_frames,
     iter_video_frames,
     list_frames,
-    partial_path,
     probe_video,
     write_image,
 )
 from imagesr import shipped
+from imagesr.outputs import OutputLock, claim_partial, remove_quietly
 from imagesr.colour import PlanarFormat, output_matrix
 from imagesr.progress import ProgressLine
 from imagesr.resize import imresize, output_size
@@ -62,6 +66,9 @@ DEFAULT_SCALE = 1.5
 DEFAULT_FPS = 25.0  # frame folders and images have no frame rate of their own
 VIDEO_CRF = 18
 VIDEO_PRESET = "veryfast"  # live: the encoder must keep up with the model on few cores
+MAX_SIDE = 16384  # H.264's largest frame side; far beyond it a frame no longer fits in memory
+MIN_TILE = 64  # smaller tiles are mostly overlap: hours per frame for nothing
+FPS_RANGE = (0.1, 1000.0)
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 Size = Tuple[int, int]  # (height, width)
@@ -82,6 +89,8 @@ def parse_size(text: str) -> Size:
     w, h = int(m.group(1)), int(m.group(2))
     if w <= 0 or h <= 0:
         raise UpscaleError(f"bad --size {text!r}: width and height must be positive")
+    if max(w, h) > MAX_SIDE:
+        raise UpscaleError(f"bad --size {text!r}: at most {MAX_SIDE} pixels a side")
     return h, w
 
 
@@ -89,12 +98,16 @@ def target_size(frame_size: Size, size: Optional[Size] = None, scale: Optional[f
     """The output (height, width): ``size``, or ``ceil(scale * side)`` (default x1.5), never smaller."""
     if size is not None and scale is not None:
         raise UpscaleError("give --size or --scale, not both")
-    if scale is not None and not scale > 0:
-        raise UpscaleError(f"--scale must be positive, got {scale}")
+    if scale is not None and not (math.isfinite(scale) and scale > 0):
+        raise UpscaleError(f"--scale must be a positive number, got {scale}")
+    if scale is not None and max(frame_size) * scale > MAX_SIDE:
+        raise UpscaleError(f"--scale {scale:g} makes {frame_size[1]}x{frame_size[0]} larger than {MAX_SIDE} pixels a side")
     out = tuple(size) if size is not None else output_size(frame_size, scale or DEFAULT_SCALE)
     if out[0] < frame_size[0] or out[1] < frame_size[1]:
         raise UpscaleError(f"output {out[1]}x{out[0]} is smaller than the input {frame_size[1]}x{frame_size[0]}: "
                            "imagesr upscale only enlarges")
+    if max(out) > MAX_SIDE:
+        raise UpscaleError(f"output {out[1]}x{out[0]} is larger than {MAX_SIDE} pixels a side")
     return out
 
 
@@ -117,6 +130,14 @@ class Source:
     names: Optional[List[str]] = None  # frame folders: the frames' file names
     info: Optional[VideoInfo] = field(default=None, repr=False)  # videos: the probe
 
+    def frame_size(self) -> Size:
+        """(height, width) of the frames, before any is upscaled (a video's from its probe; an
+        image's or a folder's first frame decoded: EXIF orientation can swap the sides)."""
+        if self.kind == "video":
+            return self.info.height, self.info.width
+        first = self.path if self.kind == "image" else list_frames(self.path)[0]
+        return decode_image(first).shape[:2]
+
     def frames(self, planar: Optional[PlanarFormat] = None) -> Iterator[np.ndarray]:
         """The frames, lazily (decoding happens in whichever thread iterates); a video's as flat
         Y'CbCr vectors of ``planar`` when given."""
@@ -124,7 +145,10 @@ class Source:
             return iter_folder_frames(self.path)
         if self.kind == "image":
             return (decode_image(p) for p in [self.path])
-        return iter_video_frames(self.path, info=self.info, planar=planar)
+        # A variable-rate video is written at a constant rate: resample it to that rate as its
+        # timestamps say, or its frames would drift from its (copied) audio.
+        rate = self.fps if self.info is not None and self.info.variable_rate else None
+        return iter_video_frames(self.path, info=self.info, planar=planar, constant_rate=rate)
 
 
 def open_source(path: str) -> Source:
@@ -148,10 +172,18 @@ def open_source(path: str) -> Source:
 # --------------------------------------------------------------------------- outputs
 
 
+# Containers that hold the H.264 we write, and AAC when the input's audio must be re-encoded;
+# the others ffmpeg reads but would refuse (.webm: VP8/VP9/AV1 only) or mangle, late.
+H264_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".ts", ".flv", ".avi")
+
+
 def output_kind(path: str) -> str:
     """"video", "image" or "folder", from OUTPUT's extension (or it being / ending like a folder)."""
     low = str(path).lower()
     if low.endswith(VIDEO_EXTENSIONS):
+        if not low.endswith(H264_CONTAINERS):
+            raise UpscaleError(f"{path}: imagesr writes H.264 video, which a {os.path.splitext(low)[1]} file cannot "
+                               f"hold; use one of {' '.join(H264_CONTAINERS)}")
         return "video"
     if low.endswith(IMAGE_EXTENSIONS):
         return "image"
@@ -172,6 +204,8 @@ def _check_output(output: str, source: Source) -> Tuple[str, str]:
         raise UpscaleError(f"cannot write {output}: its folder {parent} {what}")
     if os.path.exists(out) and os.path.realpath(out) == os.path.realpath(source.path):
         raise UpscaleError(f"{output}: the output would overwrite the input")
+    if os.path.exists(out) and not (os.path.isfile(out) or os.path.isdir(out)):
+        raise UpscaleError(f"{output}: is not a regular file or folder (a device or pipe); give a file or folder name")
     if kind == "folder" and os.path.isdir(out) and os.listdir(out):
         raise UpscaleError(f"{output}: the output folder exists and is not empty (remove it or choose another)")
     if kind == "folder" and os.path.isfile(out):
@@ -185,11 +219,13 @@ def _check_output(output: str, source: Source) -> Tuple[str, str]:
 
 
 class _Sink:
-    """Where upscaled frames go; ``commit`` renames the temporary output into place."""
+    """Where upscaled frames go, under a temporary name of this run's own
+    (:func:`imagesr.outputs.claim_partial`); ``commit`` renames it into place, ``abort``
+    removes it (and nothing else)."""
 
     def __init__(self, path: str):
         self.path = path
-        self.tmp = partial_path(path)
+        self.tmp: Optional[str] = None
 
     def write(self, frames: np.ndarray) -> None:
         raise NotImplementedError
@@ -198,17 +234,11 @@ class _Sink:
         raise NotImplementedError
 
     def abort(self) -> None:
-        if os.path.isdir(self.tmp):
-            shutil.rmtree(self.tmp, ignore_errors=True)
-        elif os.path.exists(self.tmp):
-            os.remove(self.tmp)
+        remove_quietly(self.tmp)
 
-    def _touch(self) -> None:
+    def _check_writable(self) -> None:
         try:
-            if os.path.isdir(self.tmp):
-                shutil.rmtree(self.tmp)  # a folder left by a killed run
-            with open(self.tmp, "wb"):
-                pass
+            remove_quietly(claim_partial(self.path))
         except OSError as e:
             raise UpscaleError(f"cannot write {self.path}: {e.strerror or e}") from None
 
@@ -220,8 +250,7 @@ class VideoSink(_Sink):
     def __init__(self, path: str, size: Size, fps: Fraction, audio_from: Optional[str] = None,
                  preset: str = VIDEO_PRESET, planar: Optional[PlanarFormat] = None):
         super().__init__(path)
-        self._touch()
-        os.remove(self.tmp)
+        self._check_writable()
         self.writer = VideoWriter(path, size, fps, audio_from=audio_from, crf=VIDEO_CRF, preset=preset, planar=planar)
         self.notes, self.audio = self.writer.notes, self.writer.audio
 
@@ -233,11 +262,10 @@ class VideoSink(_Sink):
 
     def abort(self) -> None:
         self.writer.abort()
-        super().abort()
 
 
 class FolderSink(_Sink):
-    """One PNG per frame in ``NAME.partial/``, renamed to ``NAME/`` at the end."""
+    """One PNG per frame in a temporary folder beside ``NAME``, renamed to ``NAME/`` at the end."""
 
     def __init__(self, path: str, names: Optional[List[str]] = None):
         super().__init__(path)
@@ -245,9 +273,7 @@ class FolderSink(_Sink):
         self.names = stems if len(set(stems)) == len(stems) else None  # else 000000.png, 000001.png, ...
         self.count = 0
         try:
-            if os.path.exists(self.tmp):
-                self.abort()  # left by a killed run
-            os.mkdir(self.tmp)
+            self.tmp = claim_partial(path, folder=True)
         except OSError as e:
             raise UpscaleError(f"cannot write {path}: {e.strerror or e}") from None
 
@@ -259,7 +285,7 @@ class FolderSink(_Sink):
 
     def commit(self) -> None:
         if os.path.isdir(self.path):
-            os.rmdir(self.path)  # checked empty before the run
+            os.rmdir(self.path)  # checked empty before the run (and the run holds the output's lock)
         os.replace(self.tmp, self.path)
 
 
@@ -268,9 +294,7 @@ class ImageSink(_Sink):
 
     def __init__(self, path: str, source: str):
         super().__init__(path)
-        # self.tmp (partial_path) is also write_image's own temporary name
-        self._touch()
-        os.remove(self.tmp)
+        self._check_writable()
         self.source = source
         self.frame = None
 
@@ -285,7 +309,6 @@ class ImageSink(_Sink):
         try:
             write_image(self.path, self.frame)
         except (OSError, ValueError) as e:
-            self.abort()
             raise UpscaleError(f"cannot write {self.path}: {e}") from None
 
 
@@ -559,14 +582,23 @@ def upscale(
         raise UpscaleError("give --size or --scale, not both")
     if int(batch) < 1:
         raise UpscaleError(f"--batch must be >= 1, got {batch}")
-    if tile is not None and int(tile) < 1:
-        raise UpscaleError(f"--tile must be >= 1, got {tile}")
+    if tile is not None and int(tile) < MIN_TILE:
+        raise UpscaleError(f"--tile must be at least {MIN_TILE} pixels, got {tile}")
+    if fps is not None and not (math.isfinite(fps) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
+        raise UpscaleError(f"--fps must be between {FPS_RANGE[0]:g} and {FPS_RANGE[1]:g}, got {fps}")
     if preset not in X264_PRESETS:
         raise UpscaleError(f"--preset {preset!r}: choose one of {', '.join(X264_PRESETS)}")
     source = open_source(input)
     if fps is not None and source.kind == "video":
         raise UpscaleError("--fps applies to frame folders and images; a video keeps its own frame rate")
     out_path, out_kind = _check_output(output, source)
+    in_size = source.frame_size()
+    out_size = target_size(in_size, size, scale)  # every argument checked before the model loads
+    lock = OutputLock(out_path)
+    try:
+        lock.acquire()
+    except OSError as e:
+        raise UpscaleError(f"cannot write {output}: {e.strerror or e}") from None
 
     stop = threading.Event()
     frames_q: queue.Queue = queue.Queue(maxsize=2 * batch)
@@ -574,10 +606,9 @@ def upscale(
     try:
         upscaler = model if hasattr(model, "kind") and callable(model) else load_model(model, scale)
         planar_in = None
-        if source.kind == "video":  # its size is known from the probe: the route is chosen before decoding
-            in_size = (source.info.height, source.info.width)
-            out_size = target_size(in_size, size, scale)
-            processor = FrameProcessor(upscaler, in_size, out_size, tile=tile, batch=batch)
+        processor = FrameProcessor(upscaler, in_size, out_size, tile=tile, batch=batch)
+        getattr(upscaler, "compiles_per_shape", None)  # the Keras backend loads now, not on the clock
+        if source.kind == "video":  # the route is chosen before decoding
             wanted = planar if planar is not None else getattr(upscaler, "on_accelerator", False)
             if out_kind == "video" and wanted and processor.use_planar(source.info.planar_format()):
                 planar_in = processor.planar[0]
@@ -590,11 +621,15 @@ def upscale(
         first = _next_frame(frames_q)
         if first is _END:
             raise MediaError(input, "no frames")
-        if processor is None:
-            in_size = first.shape[:2]
-            out_size = target_size(in_size, size, scale)
-            processor = FrameProcessor(upscaler, in_size, out_size, tile=tile, batch=batch)
+        if planar_in is None and first.shape[:2] != tuple(in_size):
+            raise MediaError(input, f"frame 0 is {_fmt_size(first.shape[:2])}, not {_fmt_size(in_size)} as probed")
         notes = [n for n in [processor.model_scale_note] if n]
+        alpha = source.path if source.kind == "image" else (list_frames(source.path)[0] if source.kind == "folder" else None)
+        if alpha and has_alpha(alpha):
+            notes.append(f"{alpha}: its transparency is composited on white (the output has no alpha channel)")
+        if source.info is not None and source.info.variable_rate and source.fps:
+            notes.append(f"variable frame rate: resampled to a constant {float(source.fps):.3g} fps as the timestamps "
+                         "say (frames repeated or dropped), in sync with the audio")
 
         if out_kind == "video":
             rate = source.fps or Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
@@ -643,6 +678,7 @@ def upscale(
         stop.set()
         if decoder is not None:
             decoder.join(timeout=5)
+        lock.release()
     return UpscaleResult(
         output=out_path, frames=done, seconds=seconds, model=upscaler.name, kind=upscaler.kind,
         parameters=upscaler.parameters, input_size=tuple(in_size), output_size=tuple(out_size),
@@ -651,4 +687,4 @@ def upscale(
 
 
 __all__ = ["DEFAULT_MODEL", "FrameProcessor", "UpscaleError", "UpscaleResult", "VideoSink", "FolderSink",
-           "ImageSink", "open_source", "output_kind", "parse_size", "partial_path", "target_size", "tiled", "upscale"]
+           "ImageSink", "open_source", "output_kind", "parse_size", "target_size", "tiled", "upscale"]

@@ -10,7 +10,7 @@ from typing import Dict, Optional
 
 
 def _config(args):
-    from pipelines.tfx_pipeline import load_config
+    from pipelines.config import load_config
 
     overrides = {}
     if getattr(args, "root", None):
@@ -113,7 +113,7 @@ def report(args) -> int:
 def demo_config(workdir: str):
     """The whole pipeline on the built-in sample data, sized for a CPU in a few minutes."""
     from imagesr import samples
-    from pipelines.tfx_pipeline import PipelineConfig
+    from pipelines.config import PipelineConfig
 
     paths = samples.materialize(os.path.join(workdir, "samples"))
     shipped = shipped_model()

@@ -2,6 +2,8 @@
 
 import logging
 import os
+import shutil
+import tempfile
 import time
 from typing import Dict
 
@@ -21,16 +23,30 @@ def run(config: PipelineConfig) -> Dict:
     """Run the pipeline to the end (or to the first failing component); return the run summary
     from MLMD (``pipelines.runs.show``) for the run just made."""
     from pipelines import runs
+    from pipelines.config import check
 
+    check(config)
     os.makedirs(config.root, exist_ok=True)
     before = {r["run_id"] for r in runs.list_runs(config.metadata_path)} if os.path.exists(config.metadata_path) else set()
     pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
     t0 = time.perf_counter()
     error = None
+    # TFX's and Beam's temporary files (a packaged build of the user code per run, among
+    # others) go to a folder of this run's own, removed whatever the outcome.
+    tmp = tempfile.mkdtemp(prefix=".tmp-run-", dir=config.root)
+    saved = (os.environ.get("TMPDIR"), tempfile.tempdir)
+    os.environ["TMPDIR"], tempfile.tempdir = tmp, tmp
     try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as e:  # noqa: BLE001 - reported with the run's state below
         error = e
+    finally:
+        tempfile.tempdir = saved[1]
+        if saved[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[0]
+        shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - t0
     new = [r for r in runs.list_runs(config.metadata_path) if r["run_id"] not in before]
     if not new:

@@ -36,6 +36,7 @@ from components.patch_dataset import (  # noqa: F401  (re-exported for callers o
     RECORD_PREFIX,
     PatchDatasetError,
     build_pipeline,
+    claim_output,
     count_records,
     produce_dataset,
 )
@@ -121,21 +122,24 @@ def run(argv: Optional[List[str]] = None) -> Dict:
     opts = pipeline_options(args, beam_argv)
     FileSystems.set_options(opts)
     output = args.output.rstrip("/") or args.output
-    if FileSystems.exists(join(output, MANIFEST)) and not args.overwrite:
-        raise PatchJobError(f"{output} already holds a finished dataset ({MANIFEST}); use another --output or --overwrite")
     fs = BeamFS()
+    duplicates: List[str] = []
     try:
-        sources = discover(args.input, fs=fs, official_lr=args.official_lr, scales=patch_options.scales)
+        sources = discover(args.input, fs=fs, official_lr=args.official_lr, scales=patch_options.scales,
+                           duplicates=duplicates)
         sources = assign_splits(sources, args.eval_fraction)
     except ValueError as e:
         raise PatchJobError(str(e)) from None
     if not sources:
         raise PatchJobError("no inputs found")
+    if duplicates:
+        log.warning("%d input files given more than once were taken once (e.g. %s)", len(duplicates), duplicates[0])
     run_id = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     local = args.runner in ("DirectRunner", "direct")
     log.info("patch job %s: %d sources, runner %s, output %s", run_id, len(sources), args.runner, output)
     manifest_base = {
         "version": 1, "run_id": run_id, "output": output, "inputs_given": args.input,
+        "inputs_given_twice": len(duplicates),
         "options": dict(patch_options.to_json(), eval_fraction=args.eval_fraction, frame_stride=args.frame_stride,
                         max_frames=args.max_frames, official_lr=args.official_lr, runner=args.runner),
         "record_format": {"files": f"Split-<split>/{RECORD_PREFIX}-*.gz", "compression": "GZIP",
@@ -143,12 +147,14 @@ def run(argv: Optional[List[str]] = None) -> Dict:
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     source_json = [s.to_json() for s in sources]
-    p = beam.Pipeline(options=opts)
     if opts.view_as(TestOptions).dry_run:  # build the job description, submit nothing
+        p = beam.Pipeline(options=opts)
         build_pipeline(p, source_json, patch_options, join(output, f".staging-{run_id}"), args.frame_stride, args.max_frames)
         return {"dry_run": True, "job": getattr(p.run(), "job", None), "pipeline": p}
-    manifest = produce_dataset(p, source_json, patch_options, output, manifest_base, args.frame_stride,
-                               args.max_frames, args.overwrite, progress=local and not args.no_progress)
+    with claim_output(output, args.overwrite):
+        manifest = produce_dataset(lambda: beam.Pipeline(options=opts), source_json, patch_options, output, manifest_base, args.frame_stride,
+                                   args.max_frames, args.overwrite, progress=local and not args.no_progress,
+                                   require_eval=args.eval_fraction > 0)
     c = manifest["counts"]
     log.info("patch job %s: %d pairs (%s), %d/%d sources ok", run_id, c["pairs"], c["pairs_by_split"],
              c["sources"]["ok"], c["sources"]["total"])
@@ -165,13 +171,24 @@ def quiet_beam_logs() -> None:
 def main(argv: Optional[List[str]] = None) -> int:
     from imagesr.cli import configure_logging
 
-    configure_logging(verbose="-v" in (argv or []))
+    import signal
+
+    from imagesr.cli import _terminated
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") for a in argv)
+    argv = [a for a in argv if a not in ("-v", "--verbose")]
+    configure_logging(verbose=verbose)
     quiet_beam_logs()
+    signal.signal(signal.SIGTERM, _terminated)  # like Ctrl-C: the staged records are removed
     try:
         manifest = run(argv)
     except PatchJobError as e:
         print(f"imagesr patches: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("imagesr patches: interrupted (nothing written; the staged records were removed)", file=sys.stderr)
+        return 130
     if manifest.get("dry_run"):
         print("dry run: job built, not submitted")
         return 0

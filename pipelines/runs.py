@@ -19,6 +19,13 @@ def _store(metadata_path: str):
 
     if not os.path.exists(metadata_path):
         raise RunNotFound(f"{metadata_path}: no MLMD store (run `imagesr pipeline run` first)")
+    try:
+        with open(metadata_path, "rb") as f:
+            sqlite = f.read(16) == b"SQLite format 3\x00"
+    except OSError as e:
+        raise RunNotFound(f"{metadata_path}: cannot read: {e.strerror or e}") from None
+    if not sqlite:
+        raise RunNotFound(f"{metadata_path}: not an MLMD store (not a SQLite database)")
     cfg = metadata_store_pb2.ConnectionConfig()
     cfg.sqlite.filename_uri = metadata_path
     cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY

@@ -9,66 +9,11 @@ configuration: ``pipelines.local_runner`` (LocalDagRunner, sqlite MLMD, DirectRu
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEMA_DIR = os.path.join(ROOT, "schemas")
-
-
-@dataclass
-class PipelineConfig:
-    """Everything a run needs. Loaded from JSON/YAML by :func:`load_config`."""
-
-    name: str = "imagesr"
-    root: str = os.path.join(os.path.expanduser("~"), ".cache", "imagesr", "tfx")  # artifacts
-    metadata_path: Optional[str] = None  # sqlite MLMD; default <root>/metadata.sqlite
-    push_dir: Optional[str] = None  # where blessed models go (local or gs://); default <root>/serving
-    inputs: List[str] = field(default_factory=list)  # media: folders, files, globs (local or gs://)
-    patch: Dict = field(default_factory=lambda: {"scales": [1.5], "residual": True})  # PatchOptions + job options
-    train: Dict = field(default_factory=lambda: {"model": "subpixel", "scales": [1.5], "steps": 300, "batch_size": 16})
-    evaluator: Dict = field(default_factory=dict)  # EvaluatorConfig fields
-    eval_steps: int = 10
-    beam_args: List[str] = field(default_factory=lambda: ["--direct_num_workers=0", "--direct_running_mode=multi_processing"])
-    schema_dir: str = SCHEMA_DIR
-    warm_start: Optional[str] = None  # a model dir / .keras file (retrain: the latest pushed model)
-    enable_cache: bool = False
-
-    def __post_init__(self):
-        self.metadata_path = self.metadata_path or os.path.join(self.root, "metadata.sqlite")
-        self.push_dir = self.push_dir or os.path.join(self.root, "serving")
-
-    def to_json(self) -> Dict:
-        return asdict(self)
-
-
-def load_config(path: Optional[str] = None, **overrides) -> PipelineConfig:
-    """PipelineConfig from a JSON or YAML file (unknown keys are an error), then overrides."""
-    data: Dict = {}
-    if path:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as e:
-            raise ValueError(f"pipeline config {path}: {e.strerror or e}") from None
-        try:
-            if path.endswith((".yaml", ".yml")):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            else:
-                data = json.loads(text)
-        except Exception as e:  # noqa: BLE001 - JSON and YAML parse errors alike
-            raise ValueError(f"pipeline config {path} does not parse: {e}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"pipeline config {path} must be a mapping of settings, got {type(data).__name__}")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(data) - set(PipelineConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown pipeline config keys {sorted(unknown)} (known: {sorted(PipelineConfig.__dataclass_fields__)})")
-    return PipelineConfig(**data)
+from pipelines.config import SCHEMA_DIR, PipelineConfig, load_config  # noqa: F401  (the config's home; re-exported)
 
 
 def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_component: Optional[Dict] = None,

@@ -150,7 +150,10 @@ def test_bad_inputs_are_dead_lettered_and_counted(tmp_path):
     (d / "truncated.mp4").write_bytes(open(full, "rb").read()[:3000])
     (d / "notes.txt").write_text("not media")
     out = str(tmp_path / "out")
-    manifest = patch_job.run(["--input", str(d), "--output", out, "--scales", "2", *FAST])
+    with pytest.raises(patch_job.PatchJobError, match="eval split got no pairs.*tiny.png"):
+        patch_job.run(["--input", str(d), "--output", out, "--scales", "2", *FAST])  # its one eval source failed
+    assert not os.path.exists(out)  # nothing written, not even the folder
+    manifest = patch_job.run(["--input", str(d), "--output", out, "--scales", "2", *FAST, "--eval-fraction", "0"])
     st = {s["source"].split("/")[-1]: s for s in manifest["inputs"]}
     assert len(st) == 7
     assert {k for k, v in st.items() if v["status"] == "ok"} == {"good1.png", "good2.png", "gray.png"}

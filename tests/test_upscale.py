@@ -11,7 +11,7 @@ from conftest import make_video, shared_path, smooth_image, write_png
 from imagesr import cli
 from imagesr.media import decode_image, iter_video_frames, list_frames, probe_video
 from imagesr.resize import imresize
-from imagesr.upscale import DEFAULT_MODEL, FrameProcessor, partial_path
+from imagesr.upscale import DEFAULT_MODEL, FrameProcessor
 
 H, W = 48, 64  # input frames; x1.5 -> 72x96
 
@@ -68,7 +68,7 @@ def _with_audio(video, out, codec):
 
 
 def _leftovers(folder):
-    return sorted(n for n in os.listdir(folder) if ".partial" in n)
+    return sorted(n for n in os.listdir(folder) if ".partial" in n or n.endswith(".imagesr-lock"))
 
 
 # --------------------------------------------------------------------------- kinds of input and output
@@ -186,16 +186,16 @@ def test_odd_frame_sizes(model_dir, upscaler, tmp_path, capsys):
 
 
 def test_tiles_match_untiled(model_dir, upscaler, tmp_path, capsys):
-    img = smooth_image(2 * H, 2 * W, seed=7)
+    img = smooth_image(4 * H, 4 * W, seed=7)
     src = write_png(tmp_path / "big.png", img)
     outs = {}
-    for tile in (None, 16):
+    for tile in (None, 64):
         out = tmp_path / f"tile_{tile}.png"
         rc, _, _ = _run(capsys, src, "-o", out, "--model", model_dir, *(["--tile", tile] if tile else []))
         assert rc == 0
         outs[tile] = decode_image(str(out)).astype(int)
-    assert outs[16].shape == (144, 192, 3)
-    assert np.abs(outs[16] - outs[None]).max() <= 1
+    assert outs[64].shape == (288, 384, 3)
+    assert np.abs(outs[64] - outs[None]).max() <= 1
     # odd sizes with tiles (padding + tiles), and VDSR (tiles of the bicubic-upscaled frame)
     from training.models import build_model
     from training.serving import FrameUpscaler
@@ -238,10 +238,10 @@ def test_failure_mid_run_leaves_no_output(tmp_path, model_dir, capsys):
         rc, _, err = _run(capsys, src, "-o", out_dir / out, "--model", model_dir, "--batch", "2")
         assert rc == 2 and "truncated" in err and "Traceback" not in err
         assert os.listdir(out_dir) == []
-    # an encoder that fails (H.264 does not go into WebM): nothing left either
+    # a container that cannot hold H.264 is refused before anything starts
     rc, _, err = _run(capsys, write_png(tmp_path / "in.png", smooth_image(H, W)), "-o", out_dir / "up.webm",
                       "--model", "bicubic")
-    assert rc == 2 and "could not encode" in err
+    assert rc == 2 and "cannot hold" in err and "up.webm" in err
     assert os.listdir(out_dir) == []
 
 
@@ -254,9 +254,14 @@ def test_existing_output_is_replaced_only_when_complete(clip, tmp_path, capsys):
     assert rc == 0 and probe_video(str(out)).frame_count == 12
 
 
-def test_partial_names():
-    assert partial_path("/a/b/out.mp4") == "/a/b/out.partial.mp4"
-    assert partial_path("/a/b/frames") == "/a/b/frames.partial"
+def test_temporary_names_are_the_runs_own(tmp_path):
+    from imagesr.outputs import claim_partial, is_partial_of
+
+    target = str(tmp_path / "out.mp4")
+    a, b = claim_partial(target), claim_partial(target)
+    assert a != b and os.path.isfile(a) and a.endswith(".mp4") and is_partial_of(os.path.basename(a), target)
+    folder = claim_partial(str(tmp_path / "frames"), folder=True)
+    assert os.path.isdir(folder) and os.path.basename(folder).startswith("frames.partial-")
 
 
 # --------------------------------------------------------------------------- bad inputs

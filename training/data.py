@@ -54,21 +54,32 @@ def find_record_files(path: str, split: Optional[str] = None) -> List[str]:
     return files
 
 
-def check_records(files: Sequence[str]) -> None:
-    """Fail early, with the file named, if the first record is not a patch pair."""
+def check_records(files: Sequence[str], scales: Optional[Sequence[float]] = None) -> None:
+    """Fail early, with the file named, before any training starts: a file that is not
+    patch-pair records, or is corrupt or truncated anywhere (every file is read through:
+    a bad shard would otherwise stop training midway), and a wanted scale no record has
+    (an input pipeline that filters by scale would wait forever for it)."""
+    wanted = [float(s) for s in scales] if scales else []
+    found, records = set(), 0
     for f in files:
         try:
-            first = next(iter_tfrecord(f), None)
+            for i, rec in enumerate(iter_tfrecord(f)):
+                records += 1
+                if i == 0 or any(not _scale_ok(s, found) for s in wanted):
+                    try:
+                        found.add(decode_pair(rec).scale)
+                    except RecordError as e:
+                        raise DatasetError(f"{f}: record {i}: {e}") from None
         except RecordError as e:
             raise DatasetError(str(e)) from None
-        if first is None:
-            continue
-        try:
-            decode_pair(first)
-        except RecordError as e:
-            raise DatasetError(f"{f}: {e}") from None
-        return
-    raise DatasetError(f"{files[0]}...: the TFRecord files hold no records")
+    if not records:
+        raise DatasetError(f"{files[0]}...: the TFRecord files hold no records")
+    missing = [s for s in wanted if not _scale_ok(s, found)]
+    if missing:
+        have = ", ".join(f"x{s:g}" for s in sorted(found))
+        raise DatasetError(f"{os.path.dirname(files[0]) or files[0]}: no records at "
+                           f"{', '.join(f'x{s:g}' for s in missing)} (the records hold {have}); "
+                           "train on those scales or make patches at the others")
 
 
 def _scale_ok(scale: float, scales: Optional[Sequence[float]]) -> bool:

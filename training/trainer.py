@@ -66,8 +66,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Dict) -> "TrainConfig":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:  # a misspelt knob must not be ignored silently
+            raise ValueError(f"unknown training options {sorted(unknown)} (known: {sorted(cls.__dataclass_fields__)})")
+        return cls(**d)
 
 
 def _backend() -> str:
@@ -241,9 +243,9 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     from training.schedules import WarmupCosine
     from training.serving import export_model
 
-    check_records(train_files)
+    check_records(train_files, config.scales)
     if eval_files:
-        check_records(eval_files)
+        check_records(eval_files, config.scales)
     os.makedirs(out_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:

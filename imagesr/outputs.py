@@ -1,0 +1,111 @@
+"""Writing outputs safely: temporary names that belong to this run, and one run per output.
+
+* :func:`claim_partial` creates the temporary file or folder an output is written under, with
+  a name unique to this run (``NAME.partial-<pid>-<random>.EXT``) and exclusively (it fails
+  rather than reuse an existing path), so cleaning it up can never remove a file the run
+  did not create, an input named like a temporary output included.
+* :class:`OutputLock` holds ``.NAME.imagesr-lock`` beside a local output for the length of a
+  run (``flock``: released by the kernel if the process dies), so a second run writing the
+  same output is refused at once instead of both finishing and one file silently winning.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import secrets
+from typing import Optional
+
+
+class OutputBusy(ValueError):
+    """Another imagesr run is writing the same output."""
+
+
+def claim_partial(path: str, folder: bool = False) -> str:
+    """Create and return the temporary name ``path`` is written under until complete:
+    ``NAME.partial-<pid>-<hex>.EXT`` beside a file (the extension kept last, for the tools that
+    pick a format by it), ``NAME.partial-<pid>-<hex>`` for a folder. Created exclusively."""
+    root, ext = os.path.splitext(path) if not folder else (path, "")
+    for _ in range(100):
+        tmp = f"{root}.partial-{os.getpid()}-{secrets.token_hex(3)}{ext}"
+        try:
+            if folder:
+                os.mkdir(tmp)
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return tmp
+        except FileExistsError:
+            continue
+    raise OSError(errno.EEXIST, f"no free temporary name beside {path}")
+
+
+def is_partial_of(name: str, target: str) -> bool:
+    """Whether ``name`` (a base name) is one of :func:`claim_partial`'s names for ``target``."""
+    root, ext = os.path.splitext(os.path.basename(target))
+    return name.startswith(f"{root}.partial-") and name.endswith(ext)
+
+
+def remove_quietly(path: Optional[str]) -> None:
+    """Remove a temporary file or folder this run created (missing is fine)."""
+    import shutil
+
+    if not path:
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+class OutputLock:
+    """``with OutputLock(path):`` holds the lock of one local output for a run.
+
+    Raises :class:`OutputBusy` when another process holds it. The lock file is removed on
+    release; one left by a killed process is taken over (the kernel released its lock)."""
+
+    def __init__(self, path: str):
+        path = os.path.abspath(path.rstrip("/" + os.sep) or path)
+        self.path = path
+        self.lock_path = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.imagesr-lock")
+        self.fd: Optional[int] = None
+
+    def acquire(self) -> "OutputLock":
+        while True:
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise OutputBusy(f"{self.path}: another imagesr run is writing this output "
+                                 f"(it holds {self.lock_path}); wait for it to finish or choose another output") from None
+            try:  # the file may have been removed by its last holder between our open and lock
+                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                self.fd = fd
+                return self
+            os.close(fd)
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            os.remove(self.lock_path)
+        except FileNotFoundError:
+            pass
+        os.close(self.fd)  # closing drops the flock
+        self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+        return False

@@ -1,0 +1,474 @@
+"""The bad-input corpus: what a hostile but realistic user does to every command. Each case
+checks the exit status, that the message is one line naming the file (or the option), and
+what is on disk afterwards: inputs untouched, no partial or stale output, no temporary
+leftovers. Real processes where it matters (signals, a second run holding an output)."""
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, make_video, smooth_image, write_png
+from imagesr import cli
+from imagesr.media import encode_video, iter_video_frames, probe_video
+from imagesr.outputs import OutputLock
+
+H, W = 48, 64
+FAST = ["--patch-size", "24", "--stride", "24", "--workers", "1", "--no-progress"]
+
+
+def _digest(path):
+    if os.path.isdir(path):
+        return {n: _digest(os.path.join(path, n)) for n in sorted(os.listdir(path))}
+    with open(path, "rb") as f:
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def _run(capsys, *argv):
+    try:
+        rc = cli.main([str(a) for a in argv])
+    except SystemExit as e:  # argparse's own errors (a flag's value): usage line + one error line
+        rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _one_line(err, *needles):
+    """The error is one line (progress and log lines aside) holding every needle; no traceback."""
+    lines = [ln for ln in err.strip().splitlines() if "error:" in ln]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert str(n) in lines[0], (n, lines[0])
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _leftovers(folder):
+    return sorted(n for n in os.listdir(folder) if ".partial" in n or n.endswith(".imagesr-lock")
+                  or n.startswith(".staging-"))
+
+
+def _cli(*argv, env=None, **kw):
+    """`imagesr ARGV` as a separate process."""
+    return subprocess.Popen([sys.executable, "-m", "imagesr.cli", *map(str, argv)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("clip") / "clip.mp4", frames=12, size=(H, W), fps=10)
+
+
+# --------------------------------------------------------------------------- 1: inputs named like temporary outputs
+
+
+@pytest.mark.parametrize("kind", ["image", "video", "folder"])
+def test_an_input_named_like_a_temporary_output_survives(tmp_path, capsys, clip, kind):
+    if kind == "image":
+        src = write_png(tmp_path / "p.partial.png", smooth_image(H, W))
+        out = tmp_path / "p.png"
+    elif kind == "video":
+        src = str(tmp_path / "bikes.partial.mp4")
+        os.link(clip, src)
+        out = tmp_path / "bikes.mp4"
+    else:
+        src = str(tmp_path / "seq.partial")
+        os.mkdir(src)
+        for i in range(2):
+            write_png(os.path.join(src, f"{i:03d}.png"), smooth_image(H, W, seed=i))
+        out = tmp_path / "seq"
+    before = _digest(src)
+    rc, stdout, err = _run(capsys, "upscale", src, "-o", out, "--model", "bicubic")
+    assert rc == 0, err
+    assert os.path.exists(out) and _digest(src) == before
+    assert _leftovers(tmp_path) == [os.path.basename(src)]  # the input itself, and nothing else
+
+
+# --------------------------------------------------------------------------- 2: one run per output
+
+
+@pytest.mark.parametrize("target", ["up.mp4", "frames"])
+def test_an_output_another_run_writes_is_refused(tmp_path, clip, target):
+    """A second process writing the same output is refused at once; the first one's output
+    and lock are untouched; once the holder has gone (even killed), the output is free."""
+    out = tmp_path / target
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from imagesr.outputs import OutputLock; "
+                               "OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(out)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = _cli("upscale", clip, "-o", out, "--model", "bicubic")
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2
+        _one_line(err, str(out), "another imagesr run")
+        assert not out.exists() and [n for n in os.listdir(tmp_path) if ".partial" in n] == []
+    finally:
+        holder.kill()  # as kill -9: the kernel drops its lock; its lock file stays behind
+        holder.wait()
+    proc = _cli("upscale", clip, "-o", out, "--model", "bicubic")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert out.exists() and _leftovers(tmp_path) == []
+
+
+def test_patches_into_an_output_another_run_writes_is_refused(tmp_path):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    write_png(src / "a.png", smooth_image(60, 60))
+    out = tmp_path / "ds"
+    out.mkdir()
+    with OutputLock(str(out)):
+        proc = _cli("patches", "--input", src, "--output", out, "--scales", "2", "--eval-fraction", "0", *FAST)
+        _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    _one_line(err, str(out), "another imagesr run")
+    assert os.listdir(out) == []
+
+
+# --------------------------------------------------------------------------- 3, 16: stale shards, killed runs
+
+
+def test_patches_never_merges_into_an_unfinished_dataset(tmp_path, capsys):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    write_png(src / "a.png", smooth_image(60, 60))
+    out = tmp_path / "ds"
+    (out / "Split-train").mkdir(parents=True)
+    stale = gzip.compress(b"stale")
+    (out / "Split-train" / "data_tfrecord-00000-of-00001.gz").write_bytes(stale)
+    (out / ".staging-20260101T000000-abc123" / "Split-train").mkdir(parents=True)  # a kill -9 left it
+    args = ["patches", "--input", src, "--output", out, "--scales", "2", "--eval-fraction", "0", *FAST]
+    rc, _, err = _run(capsys, *args)
+    assert rc == 2
+    _one_line(err, str(out), "unfinished dataset", "--overwrite")
+    rc, _, err = _run(capsys, *args, "--overwrite")
+    assert rc == 0, err
+    shards = os.listdir(out / "Split-train")
+    assert all((out / "Split-train" / n).read_bytes() != stale for n in shards)  # replaced, not merged
+    assert not any(n.startswith(".staging-") for n in os.listdir(out))
+    proc = _cli("records", "count", out)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "manifest matches" in stdout, (stdout, err)
+
+
+def test_patches_refuses_a_folder_of_other_files_and_a_file(tmp_path, capsys):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    write_png(src / "a.png", smooth_image(60, 60))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    rc, _, err = _run(capsys, "patches", "--input", src, "--output", mine, "--scales", "2", *FAST, "--overwrite")
+    assert rc == 2
+    _one_line(err, str(mine), "notes.txt")
+    assert os.listdir(mine) == ["notes.txt"]
+    a_file = tmp_path / "ds.txt"
+    a_file.write_text("x")
+    rc, _, err = _run(capsys, "patches", "--input", src, "--output", a_file, "--scales", "2", *FAST)
+    assert rc == 2
+    _one_line(err, str(a_file), "not a folder")
+    assert a_file.read_text() == "x"
+
+
+def test_killed_patch_run_leaves_its_leftovers_in_one_place_and_the_next_run_removes_them(tmp_path):
+    """kill -9 mid-run: nothing outside the output's staging folder (Beam's and the
+    progress markers' temporary files included); the next run removes it and succeeds."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(6):
+        write_png(src / f"{i}.png", smooth_image(240, 320, seed=i))
+    out, tmp = tmp_path / "ds", tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmp))
+    proc = _cli("patches", "--input", src, "--output", out, "--scales", "2", "3", "4", "--patch-size", "24",
+                "--stride", "12", "--workers", "1", "--eval-fraction", "0", env=env, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and any(n.startswith(".staging-") for n in os.listdir(out))):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert [n for n in os.listdir(out) if not n.startswith(".staging-")] == []  # nothing that looks like data
+    proc = _cli("patches", "--input", src, "--output", out, "--scales", "2", *FAST, "--eval-fraction", "0", env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert not any(n.startswith(".staging-") for n in os.listdir(out)) and "manifest.json" in os.listdir(out)
+    assert os.listdir(tmp) == []
+
+
+# --------------------------------------------------------------------------- 4: the same input twice
+
+
+def test_the_same_input_given_three_ways_is_taken_once(tmp_path, capsys):
+    d = tmp_path / "d"
+    d.mkdir()
+    for i in range(3):
+        write_png(d / f"{i}.bmp", smooth_image(60, 60, seed=i))
+    out = tmp_path / "ds"
+    rc, _, err = _run(capsys, "patches", "--input", d, "--input", f"{d}/", "--input", f"{d}/*.bmp",
+                      "--output", out, "--scales", "2", "--eval-fraction", "0.3", *FAST)
+    assert rc == 0, err
+    with open(out / "manifest.json") as f:
+        manifest = json.load(f)
+    assert len(manifest["inputs"]) == 3 and manifest["inputs_given_twice"] == 6
+    assert len({i["path"] for i in manifest["inputs"]}) == 3
+
+
+# --------------------------------------------------------------------------- 5, 6, 7: damaged and unusual video
+
+
+def test_truncated_matroska_is_not_taken_as_complete(tmp_path, capsys):
+    full = tmp_path / "full.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                    "-frames:v", "30", "-c:v", "libx264", "-g", "5", "-pix_fmt", "yuv420p", str(full)], check=True)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 40 // 100])
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, _, err = _run(capsys, "upscale", cut, "-o", out / "up.mp4", "--model", "bicubic")
+    assert rc == 2
+    _one_line(err, str(cut), "truncated")
+    assert os.listdir(out) == []
+    rc, _, err = _run(capsys, "patches", "--input", cut, "--input", full, "--output", out / "ds", "--scales", "2",
+                      "--eval-fraction", "0", *FAST)
+    assert rc == 0, err
+    with open(out / "ds" / "manifest.json") as f:
+        status = {os.path.basename(i["path"]): i for i in json.load(f)["inputs"]}
+    assert status["cut.mkv"]["status"] != "ok" and "truncated" in status["cut.mkv"]["reason"]
+    assert status["full.mkv"]["status"] == "ok"
+
+
+def test_two_video_streams_decode_the_probed_one(tmp_path, capsys):
+    """The first video stream is probed and decoded (ffmpeg alone would pick the larger)."""
+    small = make_video(tmp_path / "small.mp4", frames=10, size=(H, W), fps=10)
+    large = make_video(tmp_path / "large.mp4", frames=40, size=(96, 128), fps=10)
+    both = tmp_path / "both.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", small, "-i", large, "-map", "0:v", "-map", "1:v",
+                    "-c", "copy", str(both)], check=True)
+    frames = np.stack(list(iter_video_frames(str(both))))
+    assert frames.shape == (10, H, W, 3)
+    assert np.array_equal(frames, np.stack(list(iter_video_frames(small))))
+    rc, stdout, err = _run(capsys, "upscale", both, "-o", tmp_path / "up.mp4", "--model", "bicubic")
+    assert rc == 0 and "upscaled 10 frames" in stdout, err
+
+
+def _shown_at(t: float) -> int:
+    """The frame of the variable-rate test clip on screen at ``t`` s (0-9 every 0.2 s, then
+    10-29 every 0.05 s)."""
+    return int(min(29, t // 0.2 if t < 2 else 10 + (t - 2) // 0.05))
+
+
+def test_variable_frame_rate_stays_in_sync_with_its_audio(tmp_path, capsys):
+    """Frames 0-9 span 2 s, frames 10-29 span 1 s: written at a constant rate, frame i of the
+    output shows what the input showed at i / rate (repeated or dropped), not frame i."""
+    levels = np.arange(30) * 8
+    raw = b"".join(np.full((H, W, 3), lv, np.uint8).tobytes() for lv in levels)
+    vfr = tmp_path / "vfr.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}",
+                    "-r", "10", "-i", "pipe:", "-f", "lavfi", "-i", "sine=duration=3", "-vf",
+                    "settb=1/1000,setpts=if(lt(N\\,10)\\,N*0.2\\,2+(N-10)*0.05)/TB", "-vsync", "vfr",
+                    "-enc_time_base", "1:1000", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", "-c:a", "aac", str(vfr)], input=raw, check=True)
+    info = probe_video(str(vfr))
+    assert info.variable_rate and info.has_audio, info
+    out = tmp_path / "up.mp4"
+    rc, stdout, err = _run(capsys, "upscale", vfr, "-o", out, "--model", "bicubic", "--size", f"{2 * W}x{2 * H}")
+    assert rc == 0, err
+    assert "variable frame rate" in err and "audio copied" in stdout
+    got = np.stack(list(iter_video_frames(str(out))))[:, H, W, 1].astype(int)
+    rate = probe_video(str(out)).fps
+    for i, level in enumerate(got):  # within half an output frame of the right moment
+        t = i / rate
+        near = {_shown_at(max(0.0, t + d)) for d in (-0.5 / rate, 0.0, 0.5 / rate)}
+        assert min(abs(level - levels[k]) for k in near) <= 10, (i, t, level, near)
+    # the input's duration (its last frame held as long as the container says), not 30 / rate
+    assert info.duration - 1 / rate <= len(got) / rate <= info.duration + 0.5, (len(got), rate, info.duration)
+
+
+# --------------------------------------------------------------------------- 9: smaller ones
+
+
+def test_alpha_is_reported(tmp_path, capsys):
+    rgba = np.dstack([smooth_image(H, W), np.full((H, W), 128, np.uint8)])
+    src = write_png(tmp_path / "a.png", rgba)
+    rc, _, err = _run(capsys, "upscale", src, "-o", tmp_path / "b.png", "--model", "bicubic")
+    assert rc == 0 and "transparency is composited on white" in err and "a.png" in err
+
+
+def test_records_count_on_what_is_not_a_dataset(tmp_path, capsys):
+    rc, _, err = _run(capsys, "records", "count", tmp_path / "nope")
+    assert rc == 2
+    _one_line(err, str(tmp_path / "nope"), "no such folder")
+    shard = tmp_path / "ds" / "Split-train" / "data_tfrecord-00000-of-00001.gz"
+    shard.parent.mkdir(parents=True)
+    shard.write_bytes(b"\x1f\x8b\x08\x00" + os.urandom(300))  # gzip magic, then garbage
+    rc, _, err = _run(capsys, "records", "count", tmp_path / "ds")
+    assert rc == 2
+    _one_line(err, str(shard), "corrupt")
+
+
+def test_patch_size_larger_than_every_input_leaves_no_folder(tmp_path, capsys):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    write_png(src / "a.png", smooth_image(40, 40))
+    rc, _, err = _run(capsys, "patches", "--input", src, "--output", tmp_path / "ds", "--scales", "2",
+                      "--patch-size", "96", "--stride", "96", "--workers", "1", "--no-progress")
+    assert rc == 2
+    _one_line(err, "no valid input", "a.png")
+    assert not (tmp_path / "ds").exists()
+
+
+# --------------------------------------------------------------------------- 10, 11: hangs
+
+
+def test_training_on_a_scale_the_records_lack_stops_at_once(tmp_path):
+    from test_training import make_dataset
+
+    data = make_dataset(str(tmp_path / "data"), scales=(2,), n_images=2)
+    t = time.time()
+    proc = _cli("train", "--examples", data, "--model", "vdsr", "--scales", "3", "--steps", "5", "--out", tmp_path / "run")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    _one_line(err, "x3", "x2")
+    assert time.time() - t < 120 and not (tmp_path / "run").exists()
+
+
+def test_tiny_tiles_are_refused(tmp_path, capsys):
+    src = write_png(tmp_path / "a.png", smooth_image(H, W))
+    rc, _, err = _run(capsys, "upscale", src, "-o", tmp_path / "b.png", "--model", "bicubic", "--tile", "1")
+    assert rc == 2
+    _one_line(err, "--tile")
+    assert sorted(os.listdir(tmp_path)) == ["a.png"]
+
+
+# --------------------------------------------------------------------------- 12, 14, 15: one line, not a traceback
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--size", "100000x100000"], "--size"),
+    (["--scale", "inf"], "--scale"),
+    (["--scale", "nan"], "--scale"),
+    (["--scale", "4000"], "--scale"),
+    (["--fps", "inf"], "--fps"),
+    (["--fps", "nan"], "--fps"),
+    (["--fps", "0.0001"], "--fps"),
+])
+def test_absurd_numbers_are_one_line(tmp_path, capsys, args, needle):
+    src = write_png(tmp_path / "a.png", smooth_image(H, W))
+    rc, _, err = _run(capsys, "upscale", src, "-o", tmp_path / "b.mp4", "--model", "/no/such/model", *args)
+    assert rc == 2
+    _one_line(err, needle)  # about the number: checked before the (missing) model is looked at
+    assert sorted(os.listdir(tmp_path)) == ["a.png"]
+
+
+def test_outputs_that_cannot_be_written(tmp_path, capsys, clip):
+    rc, _, err = _run(capsys, "upscale", clip, "-o", "/dev/null", "--model", "bicubic")
+    assert rc == 2
+    _one_line(err, "/dev/null", "not a regular file")
+    for ext in (".webm", ".mpg", ".wmv"):
+        rc, _, err = _run(capsys, "upscale", clip, "-o", tmp_path / f"up{ext}", "--model", "/no/such/model")
+        assert rc == 2
+        _one_line(err, f"up{ext}", "H.264")
+    assert os.listdir(tmp_path) == []
+
+
+def test_training_on_a_corrupt_shard_stops_before_training(tmp_path):
+    from test_training import make_dataset
+
+    data = make_dataset(str(tmp_path / "data"), scales=(2,), n_images=2)
+    shard = os.path.join(data, "Split-train", "data_tfrecord-00000-of-00001.gz")
+    blob = open(shard, "rb").read()
+    with open(shard, "wb") as f:
+        f.write(blob[: len(blob) * 2 // 3])  # the first records are fine, the rest is cut
+    proc = _cli("train", "--examples", data, "--model", "vdsr", "--scales", "2", "--steps", "5", "--out", tmp_path / "run")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    _one_line(err, shard)
+    assert not (tmp_path / "run").exists()
+
+
+def test_runs_on_a_file_that_is_not_a_store(tmp_path, capsys):
+    bogus = tmp_path / "metadata.sqlite"
+    bogus.write_text("not a database")
+    rc, _, err = _run(capsys, "runs", "show", "latest", "--metadata", bogus)
+    assert rc == 2
+    _one_line(err, str(bogus), "not an MLMD store")
+
+
+def test_pipeline_config_errors_come_before_tfx(tmp_path):
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps({"inputs": [str(tmp_path)], "patch": {"scales": [2]},
+                               "train": {"model": "subpixel", "scales": [2], "stpes": 10}}))
+    t = time.time()
+    proc = _cli("pipeline", "run", "--config", cfg, "--root", tmp_path / "root")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    _one_line(err, "stpes")
+    cfg.write_text(json.dumps({"inputs": [str(tmp_path)], "patch": {"scales": [2]},
+                               "train": {"model": "subpixel", "scales": [1.5]}}))
+    proc = _cli("pipeline", "run", "--config", cfg, "--root", tmp_path / "root")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    _one_line(err, "x1.5", "x2")
+    assert not (tmp_path / "root").exists()
+
+
+def test_evaluate_skips_an_image_too_small_and_names_it(tmp_path):
+    write_png(tmp_path / "big.png", smooth_image(64, 64))
+    write_png(tmp_path / "tiny.png", smooth_image(12, 12))
+    proc = _cli("evaluate", "--model", "bicubic", "--dataset", tmp_path, "--scales", "4", "--json")
+    stdout, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "tiny.png" in err and "skipped" in err
+    res = json.loads(stdout)["results"][0]
+    assert res["images"] == 1 and res["skipped"] == ["tiny.png"]
+
+
+def test_global_flags_before_any_command(tmp_path):
+    proc = _cli("-v", "patches", "--help")
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "--output" in stdout, err
+
+
+# --------------------------------------------------------------------------- 12, 13: signals
+
+
+@pytest.mark.parametrize("sig,status,word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_upscale_stopped_by_a_signal_leaves_nothing(tmp_path, sig, status, word):
+    long = make_video(tmp_path / "long.mp4", frames=400, size=(144, 192), fps=25)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _cli("upscale", long, "-o", out / "up.mp4", "--model", "bicubic", "--batch", "1")
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(".partial" in n for n in os.listdir(out)):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err
+    assert word in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert os.listdir(out) == []
+
+
+def test_patches_interrupted_leaves_nothing(tmp_path):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(6):
+        write_png(src / f"{i}.png", smooth_image(240, 320, seed=i))
+    out = tmp_path / "ds"
+    proc = _cli("patches", "--input", src, "--output", out, "--scales", "2", "3", "4", "--patch-size", "24",
+                "--stride", "12", "--workers", "1", "--eval-fraction", "0", start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and os.listdir(out)):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err.strip().splitlines()[-1]
+    assert not out.exists() or os.listdir(out) == []
