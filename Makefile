@@ -1,6 +1,6 @@
 # The README's two commands: `make demo` (set up + run the main job on built-in sample data)
-# and `make test` (set up + run the test suite). .ci/run calls `make test`.
-.PHONY: setup demo test test-fast bench
+# and `make test` (set up + lint + the test suite). .ci/run calls `make test`.
+.PHONY: setup demo lint test test-fast bench
 
 setup:
 	@bash infra/setup.sh
@@ -8,7 +8,11 @@ setup:
 demo: setup
 	.venv/bin/imagesr demo
 
-test: setup
+lint: setup
+	.venv/bin/ruff check .
+	@bash .ci/check_layers.sh
+
+test: lint
 	.venv/bin/python -m pytest -q -ra
 
 test-fast: setup

@@ -3,9 +3,9 @@
 1. Patch pairs from the training images (T91 + BSD200) with the project's own code
    (imagesr.sources.process_source: MATLAB bicubic at x2/x3/x4/x1.5, 48 px HR patches,
    residuals), written as TFRecords by forked workers (no TensorFlow and no Beam on the GPU
-   machine) and read back through the TF-free reader (training.data.load_arrays).
+   machine) and read back through the TF-free reader (imagesr.training.data.load_arrays).
 2. Training with the backend Keras is set to (JAX on the H100), each run within its own time
-   budget with a cosine in time (training.trainer, time_budget_s): VDSR on x2+x3+x4 alone
+   budget with a cosine in time (imagesr.training.trainer, time_budget_s): VDSR on x2+x3+x4 alone
    first, then SubPixel-SR at x2 and at x1.5 side by side. Each run is a child process (this
    script with --child); the runs of one group share the GPU. SubPixel-SR's steps are short
    and bound by the host loop, so two of them fill each other's idle gaps on the GPU (and
@@ -178,7 +178,7 @@ class Evaluations:
 
 
 def train_config(args, name: str, budget_s: float):
-    from training.trainer import TrainConfig
+    from imagesr.training.trainer import TrainConfig
 
     model, scales, lr, spe, model_args = RUNS[name]
     lr = _per_run(args.learning_rate, float).get(name, lr)
@@ -199,11 +199,11 @@ def train_child(args) -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("training").setLevel(logging.INFO)  # pairs loaded, steps, compilation time
+    logging.getLogger("imagesr.training").setLevel(logging.INFO)  # pairs loaded, steps, compilation time
     import keras
 
-    from training.data import find_record_files
-    from training.trainer import train
+    from imagesr.training.data import find_record_files
+    from imagesr.training.trainer import train
 
     devices = []
     if keras.backend.backend() == "jax":

@@ -49,7 +49,7 @@ def plain_loop(inputs, out):
 
 
 def beam_job(inputs, out, workers):
-    from pipelines import patch_job
+    from imagesr.pipelines import patch_job
 
     t0 = time.perf_counter()
     argv = sum((["--input", i] for i in inputs), []) + ["--output", out, "--workers", str(workers), "--no-progress"]
@@ -69,7 +69,7 @@ def main():
         if not os.path.exists(i):
             sys.exit(f"input {i} not found (the real data lives in ../shared/data)")
     logging.basicConfig(level=logging.WARNING)
-    from pipelines.patch_job import quiet_beam_logs
+    from imagesr.pipelines.patch_job import quiet_beam_logs
 
     quiet_beam_logs()
     work = args.workdir or tempfile.mkdtemp(prefix="imagesr-bench-")

@@ -88,13 +88,13 @@ class _Replay:
 
 
 def _upscaler(name: str, trained: dict):
-    from training.serving import FrameUpscaler, load_upscaler
+    from imagesr.training.serving import FrameUpscaler, load_upscaler
 
     if name in trained:
         return load_upscaler(trained[name])
     if name == "bicubic":
         return FrameUpscaler(None)
-    from training.models import build_model
+    from imagesr.training.models import build_model
 
     model = build_model("vdsr") if name == "vdsr" else build_model("subpixel", scale=1.5)
     return FrameUpscaler(model, name=name)

@@ -4,6 +4,8 @@ checked without loading TFX."""
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from imagesr.errors import UserError
+
 
 @dataclass
 class EvaluatorConfig:
@@ -25,5 +27,5 @@ class EvaluatorConfig:
     def from_dict(cls, d: Dict) -> "EvaluatorConfig":
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown evaluator options {sorted(unknown)}")
+            raise UserError(f"unknown evaluator options {sorted(unknown)}")
         return cls(**d)

@@ -1,6 +1,6 @@
 """A patch-pair dataset on disk (local or gs://): the Beam pipeline that writes it, staging,
 the manifest and dead-letter list, and counting it back. Shared by the Beam job
-(``pipelines.patch_job``) and the TFX patch ExampleGen (``components.patch_example_gen``).
+(``imagesr.pipelines.patch_job``) and the TFX patch ExampleGen (``imagesr.components.patch_example_gen``).
 
 Layout (the splits as TFX ExampleGen writes them, so TFX consumes it as an Examples artifact)::
 
@@ -37,7 +37,13 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from components.patch_transform import SPLITS, STATUS_TAG, MediaToPatchPairs, write_split
+from imagesr.components.patch_transform import (
+    SPLITS,
+    STATUS_TAG,
+    MediaToPatchPairs,
+    write_split,
+)
+from imagesr.errors import UserError
 from imagesr.outputs import OutputBusy, OutputLock
 from imagesr.patches import PatchOptions
 from imagesr.sources import join
@@ -49,7 +55,7 @@ DEAD_LETTER = "dead_letter.jsonl"
 RECORD_PREFIX = "data_tfrecord"
 
 
-class PatchDatasetError(Exception):
+class PatchDatasetError(UserError):
     """A dataset run that cannot start or produced nothing; the message says why."""
 
 

@@ -1,6 +1,6 @@
 """The patch ExampleGen: a TFX component whose Beam transform is the patch-pair job.
 
-It discovers the media under ``inputs``, runs ``components.patch_dataset`` on the Beam
+It discovers the media under ``inputs``, runs ``imagesr.components.patch_dataset`` on the Beam
 pipeline TFX hands it (DirectRunner locally, Dataflow through ``beam_pipeline_args``) and
 writes the ``train``/``eval`` splits straight into its Examples artifact, once: a generic
 ExampleGen over already-written TFRecords would copy hundreds of thousands of large records
@@ -19,8 +19,8 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.patch_dataset import SPLITS, produce_dataset
-from components.patch_transform import BeamFS
+from imagesr.components.patch_dataset import SPLITS, produce_dataset
+from imagesr.components.patch_transform import BeamFS
 from imagesr.patches import split_options
 from imagesr.sources import assign_splits, discover
 
@@ -67,6 +67,5 @@ def PatchExampleGen(
         examples.set_int_custom_property(f"pairs_{split}", c["pairs_by_split"][split])
     examples.set_int_custom_property("sources_ok", c["sources"]["ok"])
     examples.set_int_custom_property("sources_failed", c["sources"]["failed"])
-    examples.set_string_custom_property("scales", json.dumps(list(patch_options.scales)))
     log.info("PatchExampleGen: %d pairs (%s) from %d sources (%d failed)", c["pairs"], c["pairs_by_split"],
              c["sources"]["total"], c["sources"]["failed"])

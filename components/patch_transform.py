@@ -1,5 +1,5 @@
 """The Beam transform from media sources to patch-pair records, shared by the Beam job
-(``pipelines.patch_job``) and the TFX patch ExampleGen.
+(``imagesr.pipelines.patch_job``) and the TFX patch ExampleGen.
 
 One element per *source* flows through the expensive step (decode, degrade, cut, encode),
 never one per patch: per-element overhead in Beam is tens of microseconds, so the per-patch

@@ -27,8 +27,8 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from components.evaluator_config import EvaluatorConfig
 from imagesr import evaluation, media
+from imagesr.components.evaluator_config import EvaluatorConfig
 from imagesr.media import write_image
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,8 @@ def evaluate_model(model_dir: str, out_dir: str, config: EvaluatorConfig = None,
                    examples_uri: Optional[str] = None) -> Dict:
     """Evaluate the model in ``model_dir`` (against bicubic and a baseline); write metrics.json,
     per_image.csv and report.html into ``out_dir``; return the metrics with the blessing."""
-    from components.report import write_report
-    from training.serving import load_upscaler
+    from imagesr.components.report import write_report
+    from imagesr.training.serving import load_upscaler
 
     config = config or EvaluatorConfig()
     os.makedirs(out_dir, exist_ok=True)

@@ -25,8 +25,8 @@ def read_anomalies(anomalies_artifact) -> Dict[str, List[str]]:
     found: Dict[str, List[str]] = {}
     for split in artifact_utils.decode_split_names(anomalies_artifact.split_names):
         path = os.path.join(artifact_utils.get_split_uri([anomalies_artifact], split), "SchemaDiff.pb")
-        if not os.path.exists(path):
-            continue
+        if not os.path.exists(path):  # fail closed: no report is not a clean report
+            raise SchemaAnomalies(f"[{split}] no anomalies report at {path}: the records were not validated")
         with open(path, "rb") as f:
             anomalies = anomalies_pb2.Anomalies.FromString(f.read())
         msgs = [f"feature {name!r}: {info.short_description}: {info.description}"

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
-import os
-import signal
 import sys
 import time
 import warnings
 from typing import List, Optional
 
+from imagesr.errors import Terminated, UserError, sigterm_as_interrupt
+from imagesr.logs import configure_logging
+from imagesr.scale import scale_argument as scale_arg
 
-class UsageError(Exception):
+
+class UsageError(UserError):
     """Bad flags or inputs: printed as one line, exit status 2."""
 
 
@@ -27,20 +28,6 @@ def _positive_float(text: str) -> float:
     if not (math.isfinite(v) and v > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
     return v
-
-
-def scale_arg(text: str) -> float:
-    """argparse type for an SR scale: a number > 1 that is a ratio of small integers."""
-    v = _positive_float(text)
-    if v <= 1:
-        raise argparse.ArgumentTypeError(f"a super-resolution scale must be > 1, got {text}")
-    from imagesr.resize import modulus
-
-    try:
-        modulus(v)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-    return int(v) if v.is_integer() else v
 
 
 # --------------------------------------------------------------------------- bench
@@ -64,7 +51,11 @@ def _cmd_bench_bicubic(args) -> int:
 
 
 def _cmd_records_count(args) -> int:
-    from pipelines.patch_job import PatchJobError, count_records, quiet_beam_logs
+    from imagesr.pipelines.patch_job import (
+        PatchJobError,
+        count_records,
+        quiet_beam_logs,
+    )
 
     quiet_beam_logs()
     try:
@@ -84,8 +75,8 @@ def _cmd_records_count(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from training.data import find_record_files
-    from training.trainer import TrainConfig, train
+    from imagesr.training.data import find_record_files
+    from imagesr.training.trainer import TrainConfig, train
 
     model_args = json.loads(args.model_args) if args.model_args else {}
     config = TrainConfig(
@@ -104,7 +95,7 @@ def _cmd_train(args) -> int:
 
 def _cmd_evaluate(args) -> int:
     from imagesr import evaluation, shipped
-    from training.serving import load_upscaler
+    from imagesr.training.serving import load_upscaler
 
     up = load_upscaler(shipped.resolve(args.model))
     scales = args.scales or ([up.scale] if up.scale else [2, 3, 4])
@@ -136,7 +127,7 @@ def _cmd_models(args) -> int:
 
 
 # Commands whose flags are parsed by their own module (Beam options pass through).
-PASSTHROUGH = {"patches": ("pipelines.patch_job", "main")}
+PASSTHROUGH = {"patches": ("imagesr.pipelines.patch_job", "main")}
 
 
 # --------------------------------------------------------------------------- upscale
@@ -164,8 +155,8 @@ def _cmd_samples(args) -> int:
 
 def _cmd_demo(args) -> int:
     """The README's main command: the whole TFX pipeline on built-in sample data, no network."""
-    from pipelines.commands import demo
-    from pipelines.patch_job import quiet_beam_logs
+    from imagesr.pipelines.commands import demo
+    from imagesr.pipelines.patch_job import quiet_beam_logs
 
     quiet_beam_logs()
     return demo(args.workdir)
@@ -252,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "cores, files grow)")
     u.set_defaults(func=_cmd_upscale)
 
-    from pipelines.commands import add_parsers as add_pipeline_parsers  # argparse only; TFX loads per command
+    from imagesr.pipelines.commands import (
+        add_parsers as add_pipeline_parsers,  # argparse only; TFX loads per command
+    )
 
     add_pipeline_parsers(sub)
 
@@ -264,30 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workdir", default=None, help="where outputs go (default ~/.cache/imagesr/demo)")
     d.set_defaults(func=_cmd_demo)
     return p
-
-
-OWN_LOGGERS = ("imagesr", "training", "components", "pipelines")
-
-
-def configure_logging(verbose: bool = False) -> None:
-    """Our own modules at INFO (DEBUG with -v); TFX/absl/Beam/TensorFlow quieter unless -v:
-    their INFO lines (whole component protos per execution) would bury the progress lines."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in OWN_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
-    warnings.filterwarnings("ignore", message=".*google-cloud-storage < 3.0.0.*", category=FutureWarning)
-    # google-api-core warns at every import, in Beam's worker processes too (inherited).
-    os.environ.setdefault("PYTHONWARNINGS", "ignore:You are using a non-supported Python version:FutureWarning")
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (cuDNN/cuFFT "errors")
-        try:
-            import absl.logging
-
-            # TFX's LocalDagRunner warns on every resolver query ("property_predicate is not supported")
-            absl.logging.set_verbosity(absl.logging.ERROR)
-        except ImportError:
-            pass
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -308,13 +277,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from imagesr.media import MediaError
-    from imagesr.records import RecordError
-
-    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        return args.func(args)
-    except (UsageError, MediaError, RecordError, ValueError) as e:
+        with sigterm_as_interrupt():
+            return args.func(args)
+    except UserError as e:  # bad input: one line. Anything else is a bug: its traceback, exit 1.
         print(f"imagesr: error: {e}", file=sys.stderr)
         return 2
     except Terminated:
@@ -323,16 +289,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("imagesr: interrupted", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so the same clean-up runs (partial outputs removed)."""
-
-
-def _terminated(signum, frame):
-    raise Terminated()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import numpy as np
 MATRICES = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
 # ffmpeg's names for the tags written with each matrix: (colorspace, primaries, transfer).
 TAGS = {"bt709": ("bt709", "bt709", "bt709"), "bt601": ("smpte170m", "smpte170m", "smpte170m")}
+SWS_MATRIX = {"bt709": "bt709", "bt601": "smpte170m"}  # the names ffmpeg's scale filter takes
 _BT601_NAMES = ("smpte170m", "bt470bg", "bt601", "bt470m", "fcc")
 PLANAR_FORMATS = {"yuv420p": False, "yuvj420p": True, "yuv444p": False, "yuvj444p": True}  # -> full range
 

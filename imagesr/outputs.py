@@ -17,8 +17,10 @@ import os
 import secrets
 from typing import Optional
 
+from imagesr.errors import UserError
 
-class OutputBusy(ValueError):
+
+class OutputBusy(UserError):
     """Another imagesr run is writing the same output."""
 
 

@@ -18,8 +18,11 @@ from typing import Dict, Iterator, Tuple
 
 import numpy as np
 
+from imagesr.errors import UserError
 from imagesr.records import PatchPair
-from imagesr.resize import crop_to_multiple, downscale, imresize, modulus
+from imagesr.resize import crop_to_multiple, downscale, imresize
+from imagesr.scale import Scale
+from imagesr.scale import scales as scales_of
 
 DIHEDRAL_MODES = ("none", "random", "all")
 
@@ -38,21 +41,20 @@ class PatchOptions:
     seed: int = 0
 
     def __post_init__(self):
-        self.scales = tuple(int(s) if float(s).is_integer() else float(s) for s in self.scales)
+        # Checked as Scales, kept as plain numbers (the options travel as JSON to Beam workers).
+        self.scales = tuple(s.to_json() for s in scales_of(self.scales))
         if not self.scales:
-            raise ValueError("at least one scale is needed")
+            raise UserError("at least one scale is needed")
         for s in self.scales:
-            if s <= 1:
-                raise ValueError(f"scale must be > 1, got {s}")
-            m = modulus(s)
+            m = Scale(s).modulus
             # HR patch side and stride must map to whole LR pixels.
             for name, v in (("patch_size", self.patch_size), ("stride", self.stride)):
                 if v <= 0 or v % m:
-                    raise ValueError(f"{name}={v} must be a positive multiple of {m} for scale {s}")
+                    raise UserError(f"{name}={v} must be a positive multiple of {m} for scale {s}")
         if self.dihedral not in DIHEDRAL_MODES:
-            raise ValueError(f"dihedral must be one of {DIHEDRAL_MODES}, got {self.dihedral!r}")
+            raise UserError(f"dihedral must be one of {DIHEDRAL_MODES}, got {self.dihedral!r}")
         if self.min_std < 0 or self.max_patches_per_frame < 0:
-            raise ValueError("min_std and max_patches_per_frame must be >= 0")
+            raise UserError("min_std and max_patches_per_frame must be >= 0")
 
     def to_json(self) -> Dict:
         return asdict(self)
@@ -110,7 +112,7 @@ def sample_frame(
             lh, lw = given.shape[:2]
             hr = frame[: int(round(lh * s)), : int(round(lw * s))]
             if hr.shape[0] != int(round(lh * s)) or hr.shape[1] != int(round(lw * s)):
-                raise ValueError(f"LR frame {lw}x{lh} does not match HR {frame.shape[1]}x{frame.shape[0]} at x{s}")
+                raise UserError(f"LR frame {lw}x{lh} does not match HR {frame.shape[1]}x{frame.shape[0]} at x{s}")
         else:
             hr = crop_to_multiple(frame, s)
         h, w = hr.shape[:2]
@@ -168,6 +170,6 @@ def split_options(options: dict):
     job = {k: options.pop(k, v) for k, v in JOB_OPTIONS.items()}
     unknown = set(options) - set(PatchOptions.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown patch options {sorted(unknown)} (known: {sorted(PatchOptions.__dataclass_fields__)} "
+        raise UserError(f"unknown patch options {sorted(unknown)} (known: {sorted(PatchOptions.__dataclass_fields__)} "
                          f"and {sorted(JOB_OPTIONS)})")
     return PatchOptions(**options), job

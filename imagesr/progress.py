@@ -9,7 +9,6 @@ import sys
 import time
 from typing import Optional, TextIO
 
-
 STDERR = "stderr"  # the default stream: sys.stderr as it is when the line is made (tests swap it)
 
 

@@ -32,6 +32,8 @@ from typing import BinaryIO, Dict, Iterator, List, Optional, Union
 
 import numpy as np
 
+from imagesr.errors import UserError
+
 FEATURE_KEYS = (
     "lr", "hr", "residual", "lr_height", "lr_width", "hr_height", "hr_width", "channels",
     "scale", "dataset", "source", "frame", "y", "x",
@@ -39,7 +41,7 @@ FEATURE_KEYS = (
 REQUIRED_KEYS = tuple(k for k in FEATURE_KEYS if k != "residual")
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
     """A record or record file that does not follow the patch-pair contract."""
 
 

@@ -29,22 +29,47 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import scipy.sparse
 
+from imagesr.scale import Scale
+
 Size = Tuple[int, int]
 
 
-def _cubic(x: np.ndarray) -> np.ndarray:
-    """Keys' cubic convolution kernel with a = -0.5, as MATLAB's ``cubic``."""
-    ax = np.abs(x)
+def cubic(x, xp=np):
+    """Keys' cubic convolution kernel with a = -0.5, as MATLAB's ``cubic``: the one kernel of
+    every bicubic in imagesr (``xp``: numpy, or ``keras.ops`` inside a model's graph)."""
+    ax = xp.abs(x)
     ax2 = ax * ax
     ax3 = ax2 * ax
-    return (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1) + (
-        -0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0
-    ) * ((ax > 1) & (ax <= 2))
+    near = xp.where(ax <= 1.0, 1.5 * ax3 - 2.5 * ax2 + 1.0, 0.0)
+    far = xp.where((ax > 1.0) & (ax <= 2.0), -0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0, 0.0)
+    return near + far
+
+
+def contributions(out_positions: np.ndarray, scale: float, antialias: bool = True):
+    """MATLAB's contributions for 1-based output positions along one axis: (weights
+    [n, taps] float64, normalised, 1-based input indices [n, taps]) before mirroring. The
+    one place the bicubic weights are computed: the numpy core's sparse matrices and the
+    Keras layers' phase tables both come from here."""
+    kernel_width = 4.0
+    if scale < 1 and antialias:
+        kernel_width = kernel_width / scale
+    x = np.asarray(out_positions, dtype=np.float64)
+    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
+    left = np.floor(u - kernel_width / 2.0)
+    taps = int(math.ceil(kernel_width)) + 2
+    indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]  # 1-based
+    dist = u[:, None] - indices
+    if scale < 1 and antialias:
+        weights = scale * cubic(dist * scale)
+    else:
+        weights = cubic(dist)
+    return weights / weights.sum(axis=1, keepdims=True), indices
 
 
 @functools.lru_cache(maxsize=64)
@@ -53,20 +78,8 @@ def _weight_matrix(in_length: int, out_length: int, scale: float, antialias: boo
 
     Cached: the Beam job and video upscaling resize thousands of same-sized frames.
     """
-    kernel_width = 4.0
-    if scale < 1 and antialias:
-        kernel_width = kernel_width / scale
-    x = np.arange(1, out_length + 1, dtype=np.float64)
-    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
-    left = np.floor(u - kernel_width / 2.0)
-    taps = int(math.ceil(kernel_width)) + 2
-    indices = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]  # 1-based
-    dist = u[:, None] - indices
-    if scale < 1 and antialias:
-        weights = scale * _cubic(dist * scale)
-    else:
-        weights = _cubic(dist)
-    weights = weights / weights.sum(axis=1, keepdims=True)
+    weights, indices = contributions(np.arange(1, out_length + 1), scale, antialias)
+    taps = weights.shape[1]
     # Symmetric (mirror) padding of out-of-range taps, in 0-based indices.
     idx = indices.astype(np.int64) - 1
     period = 2 * in_length
@@ -80,10 +93,13 @@ def _weight_matrix(in_length: int, out_length: int, scale: float, antialias: boo
     return matrix.astype(np.dtype(dtype_name))
 
 
-def output_size(in_size: Size, scale: float) -> Size:
-    """MATLAB's output size for a scale factor: ``ceil(scale * size)`` per dimension."""
+def output_size(in_size: Size, scale) -> Size:
+    """MATLAB's output size for a scale factor: ``ceil(scale * size)`` per dimension: the one
+    output-size rule of every stage. An SR :class:`~imagesr.scale.Scale` is exact; a float
+    (down-scaling) is guarded against float noise (0.5 * 1020 = 510.00000000000006) first."""
     h, w = in_size
-    # Guard against 0.5 * 1020 = 510.00000000000006 style float noise before ceil.
+    if isinstance(scale, Fraction):
+        return (-(-h * scale.numerator // scale.denominator), -(-w * scale.numerator // scale.denominator))
     return (int(math.ceil(round(h * scale, 9))), int(math.ceil(round(w * scale, 9))))
 
 
@@ -184,42 +200,18 @@ def imresize(
     return work.astype(float_dtype, copy=False)
 
 
-def crop_to_multiple(image: np.ndarray, scale: float) -> np.ndarray:
-    """Crop the bottom/right so both sides are multiples of ``scale`` (the SR protocol).
-
-    For a fractional scale such as 1.5 the sides are cropped to multiples of the smallest
-    integer ``m`` with ``m * scale`` integral (3 for 1.5), so that LR and HR align exactly.
-    """
-    m = modulus(scale)
+def crop_to_multiple(image: np.ndarray, scale) -> np.ndarray:
+    """Crop the bottom/right so both sides are multiples of the scale's modulus (the SR
+    protocol: 2 for x2, 3 for x1.5), so that LR and HR align exactly."""
+    m = Scale(scale).modulus
     h, w = image.shape[:2]
     return image[: h - h % m, : w - w % m]
 
 
-def modulus(scale: float) -> int:
-    """Smallest positive integer m such that m / scale is an integer (HR side multiple)."""
-    for m in range(1, 101):
-        q = m / scale
-        if abs(q - round(q)) < 1e-9 and round(q) > 0:
-            return m
-    raise ValueError(f"scale {scale} is not a ratio of small integers")
-
-
-def downscale(hr: np.ndarray, scale: float) -> np.ndarray:
+def downscale(hr: np.ndarray, scale) -> np.ndarray:
     """LR image for an HR image already cropped to a multiple of the scale (MATLAB bicubic)."""
+    s = Scale(scale)
     h, w = hr.shape[:2]
-    m = modulus(scale)
-    if h % m or w % m:
-        raise ValueError(
-            f"HR size {w}x{h} is not a multiple of {m} for scale {scale}; crop_to_multiple first"
-        )
-    return imresize(hr, size=(int(round(h / scale)), int(round(w / scale))))
-
-
-def upscale(lr: np.ndarray, scale: Optional[float] = None, size: Optional[Size] = None) -> np.ndarray:
-    """Bicubic upscaling of an LR image by ``scale`` or to ``size`` (the SR baseline)."""
-    if size is None:
-        if scale is None:
-            raise ValueError("give scale or size")
-        h, w = lr.shape[:2]
-        size = (int(round(h * scale)), int(round(w * scale)))
-    return imresize(lr, size=size)
+    if h % s.modulus or w % s.modulus:
+        raise ValueError(f"HR size {w}x{h} is not a multiple of {s.modulus} for scale {s}; crop_to_multiple first")
+    return imresize(hr, size=(s.lr_side(h), s.lr_side(w)))

@@ -56,8 +56,9 @@ def _skimage_data_dir() -> str:
 
 def photo(name: str) -> np.ndarray:
     """One shipped photograph as uint8 (HxWx3, or HxW for the grayscale 'camera')."""
-    from imagesr.media import decode_image
     from PIL import Image
+
+    from imagesr.media import decode_image
 
     fname = _PHOTOS[name][0]
     path = os.path.join(_skimage_data_dir(), fname)

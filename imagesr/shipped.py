@@ -12,6 +12,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from imagesr.errors import UserError
+from imagesr.scale import Scale
+
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 DEFAULT = "subpixel_x1.5"  # 1280x720 -> 1920x1080, the live path
 
@@ -55,7 +58,7 @@ def get(name: str) -> Optional[ShippedModel]:
 
 def for_scale(scale: float) -> Optional[ShippedModel]:
     """The shipped model trained for ``scale``: an efficient one first, else VDSR."""
-    fits = [m for m in list_models() if any(abs(s - scale) < 1e-9 for s in m.scales)]
+    fits = [m for m in list_models() if Scale(scale) in {Scale(s) for s in m.scales}]
     fits.sort(key=lambda m: (not m.efficient, m.name))
     return fits[0] if fits else None
 
@@ -71,7 +74,7 @@ def resolve(model: Optional[str]) -> str:
     if shipped is not None:
         return shipped.path
     names = ", ".join(m.name for m in list_models()) or "none installed"
-    raise ValueError(f"--model {model}: no such model folder or file, and no shipped model of that name "
+    raise UserError(f"--model {model}: no such model folder or file, and no shipped model of that name "
                      f"(shipped: {names}; or bicubic)")
 
 

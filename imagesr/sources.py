@@ -17,7 +17,7 @@ Recognised layouts under an input folder:
   sub-folder under the input (``train/T91/x.bmp`` -> ``T91``) or the input folder's name.
 
 File access goes through a small filesystem interface so the same code serves local paths
-(here) and ``gs://`` (Beam's FileSystems, in ``components.patch_transform``).
+(here) and ``gs://`` (Beam's FileSystems, in ``imagesr.components.patch_transform``).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-
 from imagesr import media
+from imagesr.errors import UserError
 from imagesr.patches import FrameStats, PatchOptions, sample_frame
 from imagesr.records import encode_pair
 
@@ -168,7 +168,7 @@ def discover(
         if any(c in spec for c in "*?["):
             matches = fs.match(spec)
             if not matches:
-                raise ValueError(f"input {spec!r} matches no files")
+                raise UserError(f"input {spec!r} matches no files")
             for m in matches:
                 if not fs.is_dir(m):
                     add(_file_source(m, os.path.basename(os.path.dirname(m)) or "input", os.path.basename(m)))
@@ -176,7 +176,7 @@ def discover(
         if fs.is_dir(spec):
             files = fs.list_files(spec)
             if not files:
-                raise ValueError(f"input folder {spec!r} is empty")
+                raise UserError(f"input folder {spec!r} is empty")
             base_name = posixpath.basename(spec.rstrip("/")) or "input"
             davis: Dict[Tuple[str, str], List[str]] = {}
             for f in files:
@@ -199,7 +199,7 @@ def discover(
         if fs.exists(spec):
             add(_file_source(spec, os.path.basename(os.path.dirname(spec)) or "input", os.path.basename(spec)))
             continue
-        raise ValueError(f"input {spec!r} does not exist")
+        raise UserError(f"input {spec!r} does not exist")
     return sources
 
 
@@ -214,11 +214,6 @@ def _file_source(path: str, dataset: str, rel: str) -> Source:
 
 def _key_hash(split_key: str) -> float:
     return int.from_bytes(hashlib.md5(split_key.encode()).digest()[:8], "little") / 2.0**64
-
-
-def split_of(split_key: str, eval_fraction: float) -> str:
-    """'eval' for a deterministic ``eval_fraction`` of split keys (by hash), else 'train'."""
-    return "eval" if _key_hash(split_key) < eval_fraction else "train"
 
 
 def assign_splits(sources: Sequence[Source], eval_fraction: float) -> List[Source]:
@@ -332,7 +327,7 @@ def process_source(
             if status["frames"]:
                 raise media.MediaError(src.paths[0], f"no patch passed the flatness filter (min_std={options.min_std})")
             raise media.MediaError(src.paths[0], "no frames decoded")
-    except (media.MediaError, ValueError, OSError) as e:
+    except (UserError, OSError) as e:  # bad input; a bug (any other exception) fails the job
         records = []
         status.update(status="failed", reason=str(e), pairs=0)
         by_scale = {k: 0 for k in by_scale}

@@ -10,7 +10,7 @@ from typing import Dict, Optional
 
 
 def _config(args):
-    from pipelines.config import load_config
+    from imagesr.pipelines.config import load_config
 
     overrides = {}
     if getattr(args, "root", None):
@@ -28,7 +28,7 @@ def _metadata(args) -> str:
 
 
 def _print_run(summary: Dict) -> None:
-    from pipelines.runs import format_show
+    from imagesr.pipelines.runs import format_show
 
     print(format_show(summary))
     if summary.get("error"):
@@ -41,7 +41,7 @@ def _print_run(summary: Dict) -> None:
 
 
 def run_pipeline(args) -> int:
-    from pipelines import local_runner
+    from imagesr.pipelines import local_runner
 
     cfg = _config(args)
     summary = local_runner.run(cfg)
@@ -50,7 +50,7 @@ def run_pipeline(args) -> int:
 
 
 def latest_pushed_model(metadata_path: str) -> Optional[str]:
-    from pipelines.runs import list_runs, show
+    from imagesr.pipelines.runs import list_runs, show
 
     for r in reversed(list_runs(metadata_path)):
         if r["pushed"]:
@@ -60,7 +60,7 @@ def latest_pushed_model(metadata_path: str) -> Optional[str]:
 
 def retrain(args) -> int:
     """A new run over the configured (plus any extra) data, warm-starting from the latest pushed model."""
-    from pipelines import local_runner
+    from imagesr.pipelines import local_runner
 
     cfg = _config(args)
     pushed = latest_pushed_model(cfg.metadata_path) if os.path.exists(cfg.metadata_path) else None
@@ -75,7 +75,7 @@ def retrain(args) -> int:
 
 
 def compile_vertex(args) -> int:
-    from pipelines.vertex_runner import CloudConfig, compile_pipeline
+    from imagesr.pipelines.vertex_runner import CloudConfig, compile_pipeline
 
     path = compile_pipeline(_config(args), CloudConfig.load(args.cloud), args.out)
     print(f"Vertex pipeline: {path}")
@@ -83,7 +83,7 @@ def compile_vertex(args) -> int:
 
 
 def runs_list(args) -> int:
-    from pipelines.runs import format_list, list_runs
+    from imagesr.pipelines.runs import format_list, list_runs
 
     runs = list_runs(_metadata(args))
     print(json.dumps(runs, indent=1) if args.json else format_list(runs))
@@ -91,7 +91,7 @@ def runs_list(args) -> int:
 
 
 def runs_show(args) -> int:
-    from pipelines.runs import format_show, show
+    from imagesr.pipelines.runs import format_show, show
 
     run = show(_metadata(args), args.run)
     print(json.dumps(run, indent=1, default=str) if args.json else format_show(run))
@@ -99,7 +99,7 @@ def runs_show(args) -> int:
 
 
 def report(args) -> int:
-    from pipelines.runs import show
+    from imagesr.pipelines.runs import show
 
     run = show(_metadata(args), args.run)
     if not run.get("report") or not os.path.exists(run["report"]):
@@ -113,7 +113,7 @@ def report(args) -> int:
 def demo_config(workdir: str):
     """The whole pipeline on the built-in sample data, sized for a CPU in a few minutes."""
     from imagesr import samples
-    from pipelines.config import PipelineConfig
+    from imagesr.pipelines.config import PipelineConfig
 
     paths = samples.materialize(os.path.join(workdir, "samples"))
     shipped = shipped_model()
@@ -138,7 +138,7 @@ def shipped_model() -> Optional[str]:
 
 
 def demo(workdir: Optional[str]) -> int:
-    from pipelines import local_runner
+    from imagesr.pipelines import local_runner
 
     workdir = os.path.abspath(workdir or os.path.join(os.path.expanduser("~"), ".cache", "imagesr", "demo"))
     cfg = demo_config(workdir)

@@ -7,8 +7,11 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCHEMA_DIR = os.path.join(ROOT, "schemas")
+from imagesr import schemas as _schemas
+from imagesr.errors import UserError
+from imagesr.scale import Scale
+
+SCHEMA_DIR = os.path.dirname(os.path.abspath(_schemas.__file__))  # schema.pbtxt, installed or in the checkout
 
 
 @dataclass
@@ -23,7 +26,6 @@ class PipelineConfig:
     patch: Dict = field(default_factory=lambda: {"scales": [1.5], "residual": True})  # PatchOptions + job options
     train: Dict = field(default_factory=lambda: {"model": "subpixel", "scales": [1.5], "steps": 300, "batch_size": 16})
     evaluator: Dict = field(default_factory=dict)  # EvaluatorConfig fields
-    eval_steps: int = 10
     beam_args: List[str] = field(default_factory=lambda: ["--direct_num_workers=0", "--direct_running_mode=multi_processing"])
     schema_dir: str = SCHEMA_DIR
     warm_start: Optional[str] = None  # a model dir / .keras file (retrain: the latest pushed model)
@@ -45,7 +47,7 @@ def load_config(path: Optional[str] = None, **overrides) -> PipelineConfig:
             with open(path) as f:
                 text = f.read()
         except OSError as e:
-            raise ValueError(f"pipeline config {path}: {e.strerror or e}") from None
+            raise UserError(f"pipeline config {path}: {e.strerror or e}") from None
         try:
             if path.endswith((".yaml", ".yml")):
                 import yaml
@@ -54,13 +56,13 @@ def load_config(path: Optional[str] = None, **overrides) -> PipelineConfig:
             else:
                 data = json.loads(text)
         except Exception as e:  # noqa: BLE001 - JSON and YAML parse errors alike
-            raise ValueError(f"pipeline config {path} does not parse: {e}") from None
+            raise UserError(f"pipeline config {path} does not parse: {e}") from None
         if not isinstance(data, dict):
-            raise ValueError(f"pipeline config {path} must be a mapping of settings, got {type(data).__name__}")
+            raise UserError(f"pipeline config {path} must be a mapping of settings, got {type(data).__name__}")
     data.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(data) - set(PipelineConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown pipeline config keys {sorted(unknown)} (known: {sorted(PipelineConfig.__dataclass_fields__)})")
+        raise UserError(f"unknown pipeline config keys {sorted(unknown)} (known: {sorted(PipelineConfig.__dataclass_fields__)})")
     config = PipelineConfig(**data)
     check(config)
     return config
@@ -69,27 +71,37 @@ def load_config(path: Optional[str] = None, **overrides) -> PipelineConfig:
 def check(config: PipelineConfig) -> None:
     """Every section checked the way its component will read it (unknown keys, bad values, a
     training scale the patches do not make), in seconds, before TFX or Beam load."""
-    from components.evaluator_config import EvaluatorConfig
+    from imagesr.components.evaluator_config import EvaluatorConfig
     from imagesr.patches import split_options
-    from training.trainer import TrainConfig
+    from imagesr.training.trainer import TrainConfig
 
     where = "pipeline config"
     try:
         patch_options, _ = split_options(config.patch)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where} 'patch': {e}") from None
+        raise UserError(f"{where} 'patch': {e}") from None
     try:
         train = TrainConfig.from_dict(dict(config.train, warm_start=config.warm_start))
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where} 'train': {e}") from None
+        raise UserError(f"{where} 'train': {e}") from None
     try:
-        EvaluatorConfig.from_dict(config.evaluator)
+        evaluator = EvaluatorConfig.from_dict(config.evaluator)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{where} 'evaluator': {e}") from None
-    made = [float(s) for s in patch_options.scales]
-    missing = [s for s in train.scales if not any(abs(float(s) - m) < 1e-9 for m in made)]
+        raise UserError(f"{where} 'evaluator': {e}") from None
+    if train.crop is not None and train.crop > patch_options.patch_size:
+        raise UserError(f"{where}: 'train' crop {train.crop} is larger than the 'patch' patch_size "
+                        f"{patch_options.patch_size}")
+    from imagesr.training.models import spec
+
+    if spec(train.model).fixed_scale and "scales" in config.evaluator:
+        served = Scale(train.scales[0])
+        if served not in {Scale(s) for s in evaluator.scales}:
+            raise UserError(f"{where}: 'evaluator' scales {', '.join(f'x{Scale(s)}' for s in evaluator.scales)} do not "
+                            f"include x{served}, the only scale the trained {train.model} model serves")
+    made = [Scale(s) for s in patch_options.scales]
+    missing = [s for s in train.scales if Scale(s) not in made]
     if missing:
-        raise ValueError(f"{where}: 'train' scales {', '.join(f'x{s:g}' for s in missing)} are not among the "
+        raise UserError(f"{where}: 'train' scales {', '.join(f'x{s:g}' for s in missing)} are not among the "
                          f"'patch' scales {', '.join(f'x{s:g}' for s in made)}: the Trainer would find no records")
     if not config.inputs:
-        raise ValueError(f"{where} lists no inputs (media folders, files or globs)")
+        raise UserError(f"{where} lists no inputs (media folders, files or globs)")

@@ -9,7 +9,7 @@ from typing import Dict
 
 from tfx import v1 as tfx
 
-from pipelines.tfx_pipeline import PipelineConfig, create_pipeline
+from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,9 @@ def metadata_config(config: PipelineConfig):
 
 def run(config: PipelineConfig) -> Dict:
     """Run the pipeline to the end (or to the first failing component); return the run summary
-    from MLMD (``pipelines.runs.show``) for the run just made."""
-    from pipelines import runs
-    from pipelines.config import check
+    from MLMD (``imagesr.pipelines.runs.show``) for the run just made."""
+    from imagesr.pipelines import runs
+    from imagesr.pipelines.config import check
 
     check(config)
     os.makedirs(config.root, exist_ok=True)

@@ -4,7 +4,7 @@
         [--patch-size 48] [--stride 24] [--residual] [--eval-fraction 0.05] [--runner ...]
         [any Beam pipeline option: --project, --region, --temp_location, ...]
 
-The output layout, staging and manifest are those of ``components.patch_dataset`` (shared
+The output layout, staging and manifest are those of ``imagesr.components.patch_dataset`` (shared
 with the TFX patch ExampleGen); this module parses the command line, configures the runner
 (multi-process DirectRunner by default, Dataflow when asked) and discovers the sources.
 """
@@ -30,7 +30,7 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from components.patch_dataset import (  # noqa: F401  (re-exported for callers of the job)
+from imagesr.components.patch_dataset import (  # noqa: F401  (re-exported for callers of the job)
     DEAD_LETTER,
     MANIFEST,
     RECORD_PREFIX,
@@ -40,9 +40,10 @@ from components.patch_dataset import (  # noqa: F401  (re-exported for callers o
     count_records,
     produce_dataset,
 )
-from components.patch_transform import BeamFS
-from imagesr.cli import scale_arg
+from imagesr.components.patch_transform import BeamFS
+from imagesr.errors import sigterm_as_interrupt
 from imagesr.patches import DIHEDRAL_MODES, PatchOptions
+from imagesr.scale import scale_argument as scale_arg
 from imagesr.sources import assign_splits, discover, join
 
 log = logging.getLogger(__name__)
@@ -169,20 +170,16 @@ def quiet_beam_logs() -> None:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from imagesr.cli import configure_logging
-
-    import signal
-
-    from imagesr.cli import _terminated
+    from imagesr.logs import configure_logging
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in argv)
     argv = [a for a in argv if a not in ("-v", "--verbose")]
     configure_logging(verbose=verbose)
     quiet_beam_logs()
-    signal.signal(signal.SIGTERM, _terminated)  # like Ctrl-C: the staged records are removed
     try:
-        manifest = run(argv)
+        with sigterm_as_interrupt():  # like Ctrl-C: the staged records are removed
+            manifest = run(argv)
     except PatchJobError as e:
         print(f"imagesr patches: error: {e}", file=sys.stderr)
         return 2

@@ -5,11 +5,13 @@ import json
 import os
 from typing import Dict, List
 
+from imagesr.errors import UserError
+
 COMPONENT_ORDER = ["PatchExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
                    "Trainer", "latest_blessed_model_resolver", "SREvaluator", "Pusher"]
 
 
-class RunNotFound(ValueError):
+class RunNotFound(UserError):
     """An unknown run id (or an empty / missing store)."""
 
 

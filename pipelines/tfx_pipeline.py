@@ -3,8 +3,8 @@
 
 One factory, :func:`create_pipeline`, with every path and knob in :class:`PipelineConfig`
 (the penguin example's shape, with settings grouped in a dataclass); the runners only wire
-configuration: ``pipelines.local_runner`` (LocalDagRunner, sqlite MLMD, DirectRunner) and
-``pipelines.vertex_runner`` (Vertex pipeline JSON, Trainer on a GPU machine, Dataflow).
+configuration: ``imagesr.pipelines.local_runner`` (LocalDagRunner, sqlite MLMD, DirectRunner) and
+``imagesr.pipelines.vertex_runner`` (Vertex pipeline JSON, Trainer on a GPU machine, Dataflow).
 """
 
 import json
@@ -13,7 +13,8 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from pipelines.config import SCHEMA_DIR, PipelineConfig, load_config  # noqa: F401  (the config's home; re-exported)
+from imagesr.errors import UserError
+from imagesr.pipelines.config import SCHEMA_DIR, PipelineConfig, load_config  # noqa: F401  (the config's home; re-exported)
 
 
 def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_component: Optional[Dict] = None,
@@ -24,12 +25,12 @@ def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_c
     Vertex runner passes the Vertex AI training Trainer that requests a GPU machine);
     ``beam_args_by_component`` adds Beam arguments per component id (Dataflow in the cloud).
     """
-    from components.patch_example_gen import PatchExampleGen
-    from components.sr_evaluator import SREvaluator
-    from components.validation_gate import ValidationGate
+    from imagesr.components.patch_example_gen import PatchExampleGen
+    from imagesr.components.sr_evaluator import SREvaluator
+    from imagesr.components.validation_gate import ValidationGate
 
     if not config.inputs:
-        raise ValueError("the pipeline config lists no inputs (media folders, files or globs)")
+        raise UserError("the pipeline config lists no inputs (media folders, files or globs)")
     example_gen = PatchExampleGen(inputs=json.dumps(config.inputs), options=json.dumps(config.patch))
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, "schema.pbtxt"))
@@ -41,11 +42,9 @@ def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_c
     if config.warm_start:
         custom["warm_start"] = config.warm_start
     trainer_kwargs = dict(
-        run_fn="training.trainer.run_fn",
+        run_fn="imagesr.training.trainer.run_fn",
         examples=example_gen.outputs["examples"],
-        schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(num_steps=int(custom.get("steps", 300))),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
         custom_config=custom,
     )
     trainer = (trainer_factory or tfx.components.Trainer)(**trainer_kwargs)

@@ -14,7 +14,8 @@ from typing import Dict, List, Optional
 
 from tfx import v1 as tfx
 
-from pipelines.tfx_pipeline import PipelineConfig, create_pipeline
+from imagesr.errors import UserError
+from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_pipeline
 
 BEAM_COMPONENTS = ("PatchExampleGen", "StatisticsGen")
 
@@ -42,7 +43,7 @@ class CloudConfig:
             data = json.load(f)
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown cloud config keys {sorted(unknown)}")
+            raise UserError(f"unknown cloud config keys {sorted(unknown)}")
         return cls(**data)
 
     def dataflow_args(self) -> List[str]:

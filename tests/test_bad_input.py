@@ -14,10 +14,10 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, make_video, smooth_image, write_png
+
 from imagesr import cli
-from imagesr.media import encode_video, iter_video_frames, probe_video
+from imagesr.media import iter_video_frames, probe_video
 from imagesr.outputs import OutputLock
 
 H, W = 48, 64
@@ -405,7 +405,6 @@ def test_pipeline_config_errors_come_before_tfx(tmp_path):
     cfg = tmp_path / "p.json"
     cfg.write_text(json.dumps({"inputs": [str(tmp_path)], "patch": {"scales": [2]},
                                "train": {"model": "subpixel", "scales": [2], "stpes": 10}}))
-    t = time.time()
     proc = _cli("pipeline", "run", "--config", cfg, "--root", tmp_path / "root")
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2

@@ -6,17 +6,11 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from conftest import make_video, smooth_image
+
 from imagesr.colour import PlanarFormat, output_matrix, stream_matrix
-from imagesr.media import (
-    VideoWriter,
-    _banner_colour,
-    _probe_from_banner,
-    ffmpeg_binary,
-    iter_video_frames,
-    probe_video,
-)
+from imagesr.media import VideoWriter, ffmpeg_binary, iter_video_frames, probe_video
+from imagesr.media.probe import _banner_colour, _probe_from_banner
 
 
 def _ffmpeg(args, data: bytes) -> bytes:

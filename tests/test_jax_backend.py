@@ -20,9 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from training.data import find_record_files
-    from training.serving import load_upscaler
-    from training.trainer import TrainConfig, train
+    from imagesr.training.data import find_record_files
+    from imagesr.training.serving import load_upscaler
+    from imagesr.training.trainer import TrainConfig, train
     data, out = sys.argv[1], sys.argv[2]
     res = {}
     for model, args in (("vdsr", {"depth": 4, "width": 16}), ("subpixel", {"width": 16, "blocks": 1})):
@@ -41,10 +41,10 @@ SCRIPT = textwrap.dedent("""
     res["budget"] = {k: s[k] for k in ("steps", "train_seconds", "final_learning_rate")}
     bic = load_upscaler("bicubic")
     frames = np.random.default_rng(1).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
-    np.save(f"{out}/bicubic_frames.npy", bic(frames, (30, 42)))  # on the device: training.layers.bicubic_resize
+    np.save(f"{out}/bicubic_frames.npy", bic(frames, (30, 42)))  # on the device: imagesr.training.layers.bicubic_resize
     # A short last batch is padded to the compiled shape: 4 + 2 frames, one compilation.
     from imagesr.upscale import FrameProcessor
-    from training.serving import FrameUpscaler
+    from imagesr.training.serving import FrameUpscaler
     fresh = FrameUpscaler(None)
     processor = FrameProcessor(fresh, (20, 28), (30, 42), batch=4)
     six = np.random.default_rng(2).integers(0, 256, (6, 20, 28, 3), dtype=np.uint8)
@@ -69,7 +69,7 @@ def test_train_and_export_on_jax_without_tensorflow(tmp_path):
     for model in ("vdsr", "subpixel"):
         assert res[model]["backend"] == "jax" and res[model]["exported"] == ["keras"]
         # the .keras file trained on JAX loads on TensorFlow and computes the same frames
-        from training.serving import load_upscaler
+        from imagesr.training.serving import load_upscaler
 
         frames = np.random.default_rng(0).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
         tf_out = load_upscaler(str(tmp_path / "out" / model))(frames, (40, 56))
@@ -103,6 +103,7 @@ def test_upscale_command_on_jax_without_tensorflow(tmp_path):
     """`imagesr upscale` with the JAX backend (the GPU machine's), TensorFlow not importable:
     the same frames as the TensorFlow backend gives for the shipped model."""
     from conftest import make_video
+
     from imagesr.media import decode_image, list_frames
     from imagesr.upscale import DEFAULT_MODEL
 
@@ -130,7 +131,7 @@ def test_upscale_command_on_jax_without_tensorflow(tmp_path):
 PLANAR_SCRIPT = textwrap.dedent("""
     import json, sys
     from imagesr.upscale import upscale
-    from training.serving import load_upscaler
+    from imagesr.training.serving import load_upscaler
     out, clips = sys.argv[1], sys.argv[2:]
     res = {}
     for model in ("bicubic", "subpixel_x1.5"):
@@ -150,6 +151,7 @@ def test_planar_route_on_jax_gives_the_rgb_route_frames(tmp_path):
     jitted call) gives the frames of the RGB route up to the chroma filters, for 4:2:0 and
     4:4:4 input; on a CPU (no host link to save) it is used only when asked for."""
     from conftest import make_video
+
     from imagesr.media import iter_video_frames, probe_video
     from imagesr.metrics import psnr
 
@@ -180,6 +182,7 @@ def test_planar_route_on_jax_gives_the_rgb_route_frames(tmp_path):
 def test_planar_route_needs_jax(tmp_path):
     """Asked for on the TensorFlow backend, the planar route is a one-line error, no output."""
     from conftest import make_video
+
     from imagesr.upscale import UpscaleError, upscale
 
     clip = make_video(tmp_path / "c.mp4", frames=2, size=(48, 64))

@@ -5,12 +5,11 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import make_video, shared_path, smooth_image, write_png
 from PIL import Image
 
-from conftest import make_video, shared_path, smooth_image, write_png
 from imagesr import media
 from imagesr.media import MediaError
-
 
 # --------------------------------------------------------------------------- images
 

@@ -2,8 +2,8 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import shared_path, smooth_image
+
 from imagesr import evaluation
 from imagesr.metrics import psnr, rgb_to_y, ssim
 

@@ -12,14 +12,14 @@ import time
 
 import numpy as np
 import pytest
+from conftest import make_video, smooth_image, write_png
 from PIL import Image
 
-from conftest import make_video, smooth_image, write_png
 from imagesr import records
+from imagesr.pipelines import patch_job
+from imagesr.pipelines.patch_job import PatchJobError
 from imagesr.records import decode_pair
 from imagesr.resize import crop_to_multiple, downscale
-from pipelines import patch_job
-from pipelines.patch_job import PatchJobError
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +107,7 @@ def test_transform_with_test_pipeline(media_dir):
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from components.patch_transform import MediaToPatchPairs
+    from imagesr.components.patch_transform import MediaToPatchPairs
     from imagesr.patches import PatchOptions
     from imagesr.sources import Source
 
@@ -256,7 +256,7 @@ def gcs_emulator():
         pytest.fail("GCS emulator did not start")
     old = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    from components.patch_transform import configure_gcs_emulator
+    from imagesr.components.patch_transform import configure_gcs_emulator
 
     configure_gcs_emulator()
     yield f"http://127.0.0.1:{port}"
@@ -341,8 +341,8 @@ def test_dataflow_job_description_offline(tmp_path):
 def test_progress_weighs_sources_by_their_work(media_dir, tmp_path, capsys):
     """The ETA counts megapixels, not sources: the estimate from headers equals what the
     job decodes, for an image, a DAVIS sequence and a video alike."""
-    from components.patch_dataset import MarkerProgress
-    from components.patch_transform import _write_progress
+    from imagesr.components.patch_dataset import MarkerProgress
+    from imagesr.components.patch_transform import _write_progress
     from imagesr.patches import PatchOptions
     from imagesr.sources import assign_splits, discover, estimated_megapixels, process_source
 

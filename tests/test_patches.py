@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from conftest import smooth_image
+
 from imagesr.patches import PatchOptions, residual_target, sample_frame
 from imagesr.resize import crop_to_multiple, downscale, imresize
 

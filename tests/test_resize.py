@@ -4,10 +4,11 @@ import os
 
 import numpy as np
 import pytest
+from conftest import shared_path, smooth_image
 from PIL import Image
 
-from conftest import shared_path, smooth_image
-from imagesr.resize import crop_to_multiple, downscale, imresize, modulus, output_size, upscale
+from imagesr.resize import crop_to_multiple, downscale, imresize, output_size
+from imagesr.scale import Scale
 
 
 def reference_imresize_axis(a, out_len, scale):
@@ -78,14 +79,14 @@ def test_constant_image_stays_constant():
 
 
 def test_crop_and_modulus():
-    assert modulus(2) == 2 and modulus(3) == 3 and modulus(1.5) == 3 and modulus(4) == 4
+    assert [Scale(s).modulus for s in (2, 3, 1.5, 4, 4 / 3)] == [2, 3, 3, 4, 4]
     img = np.zeros((101, 77, 3), np.uint8)
     assert crop_to_multiple(img, 3).shape == (99, 75, 3)
     assert crop_to_multiple(img, 1.5).shape == (99, 75, 3)
     assert downscale(crop_to_multiple(img, 1.5), 1.5).shape == (66, 50, 3)
     with pytest.raises(ValueError, match="multiple"):
         downscale(img, 2)
-    assert upscale(np.zeros((66, 50, 3), np.uint8), 1.5).shape == (99, 75, 3)
+    assert imresize(np.zeros((66, 50, 3), np.uint8), size=output_size((66, 50), Scale(1.5))).shape == (99, 75, 3)
 
 
 def test_bad_arguments():

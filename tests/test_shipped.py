@@ -24,8 +24,8 @@ def _installed():
 
 def test_models_command_lists_what_the_files_hold(capsys):
     _installed()
-    from training.models import architecture
-    from training.serving import load_keras_model
+    from imagesr.training.models import architecture
+    from imagesr.training.serving import load_keras_model
 
     assert cli.main(["models", "--json"]) == 0
     listed = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
@@ -92,7 +92,7 @@ def test_scale_2_uses_the_x2_model_and_beats_bicubic_on_a_real_photo(tmp_path, c
 def test_warm_start_takes_the_architecture_of_its_model(tmp_path):
     """The demo warm-starts from the shipped model, whatever width and depth it has."""
     _installed()
-    from training.trainer import TrainConfig, build_or_load
+    from imagesr.training.trainer import TrainConfig, build_or_load
 
     model = build_or_load(TrainConfig(model="subpixel", scales=(1.5,), warm_start=shipped.resolve(None)))
     assert model.count_params() == shipped.get(shipped.DEFAULT).parameters

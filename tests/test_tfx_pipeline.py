@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 tfx = pytest.importorskip("tfx")
 
 from imagesr import cli, samples  # noqa: E402
-from pipelines import local_runner, runs  # noqa: E402
-from pipelines.tfx_pipeline import SCHEMA_DIR, load_config  # noqa: E402
+from imagesr.pipelines import local_runner, runs  # noqa: E402
+from imagesr.pipelines.tfx_pipeline import SCHEMA_DIR, load_config  # noqa: E402
 
 
 def tiny_config(root, sample_paths, steps=60, schema_dir=SCHEMA_DIR):
@@ -135,7 +135,7 @@ def test_records_that_break_the_schema_stop_before_training(sample_paths, tmp_pa
 
 
 def test_vertex_pipeline_compiles_offline(tmp_path):
-    from pipelines.vertex_runner import CloudConfig, compile_pipeline
+    from imagesr.pipelines.vertex_runner import CloudConfig, compile_pipeline
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cfg = load_config(os.path.join(root, "infra", "vertex", "pipeline.json"))

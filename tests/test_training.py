@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import smooth_image, write_png
+
 from imagesr.patches import PatchOptions
 from imagesr.records import encode_features, write_tfrecord
 from imagesr.resize import imresize
@@ -17,11 +17,11 @@ from imagesr.sources import Source, process_source
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from training.data import DatasetError, find_record_files, numpy_batches, tf_dataset  # noqa: E402
-from training.layers import BicubicResize, bicubic_resize, bicubic_upscale_to, pixel_shuffle, pixel_unshuffle  # noqa: E402
-from training.models import build_model, model_kind, model_scale  # noqa: E402
-from training.serving import ModelLoadError, load_upscaler  # noqa: E402
-from training.trainer import TrainConfig, evaluate_patches, train  # noqa: E402
+from imagesr.training.data import DatasetError, find_record_files, numpy_batches, tf_dataset  # noqa: E402
+from imagesr.training.layers import BicubicResize, bicubic_resize, bicubic_upscale_to, pixel_shuffle, pixel_unshuffle  # noqa: E402
+from imagesr.training.models import build_model, model_kind, model_scale  # noqa: E402
+from imagesr.training.serving import ModelLoadError, load_upscaler  # noqa: E402
+from imagesr.training.trainer import TrainConfig, evaluate_patches, train  # noqa: E402
 
 
 def real_crop(i, size=(96, 120)):
@@ -169,7 +169,7 @@ def test_saved_model_signature_equals_keras_file(trained, rng):
 
 
 def test_warmup_cosine_schedule():
-    from training.schedules import WarmupCosine
+    from imagesr.training.schedules import WarmupCosine
 
     s = WarmupCosine(1e-3, warmup=10, decay=100, alpha=0.01)
     lr = [float(keras.ops.convert_to_numpy(s(i))) for i in (0, 5, 10, 60, 110, 500)]
@@ -181,7 +181,7 @@ def test_warmup_cosine_schedule():
 def test_parallel_load_and_prefetch_give_the_same_data(tmp_path):
     import itertools
 
-    from training.data import array_batches, load_arrays
+    from imagesr.training.data import array_batches, load_arrays
 
     root = make_dataset(str(tmp_path / "a"), n_images=2)
     extra = os.path.join(root, "Split-train", "data_tfrecord-00000-of-00001.gz")
@@ -197,7 +197,7 @@ def test_parallel_load_and_prefetch_give_the_same_data(tmp_path):
 
 
 def test_parallel_load_of_a_corrupt_file_is_a_clear_error(tmp_path):
-    from training.data import load_arrays
+    from imagesr.training.data import load_arrays
 
     root = make_dataset(str(tmp_path / "a"), n_images=2)
     good = os.path.join(root, "Split-train", "data_tfrecord-00000-of-00001.gz")

@@ -6,8 +6,8 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from conftest import make_video, shared_path, smooth_image, write_png
+
 from imagesr import cli
 from imagesr.media import decode_image, iter_video_frames, list_frames, probe_video
 from imagesr.resize import imresize
@@ -29,8 +29,8 @@ def _perturb(model, seed=0):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from training.models import build_model
-    from training.serving import export_model
+    from imagesr.training.models import build_model
+    from imagesr.training.serving import export_model
 
     out = str(tmp_path_factory.mktemp("model") / "subpixel_tiny")
     export_model(_perturb(build_model("subpixel", scale=1.5, width=8, blocks=1)), out)
@@ -39,7 +39,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def upscaler(model_dir):
-    from training.serving import load_upscaler
+    from imagesr.training.serving import load_upscaler
 
     return load_upscaler(model_dir)
 
@@ -197,8 +197,8 @@ def test_tiles_match_untiled(model_dir, upscaler, tmp_path, capsys):
     assert outs[64].shape == (288, 384, 3)
     assert np.abs(outs[64] - outs[None]).max() <= 1
     # odd sizes with tiles (padding + tiles), and VDSR (tiles of the bicubic-upscaled frame)
-    from training.models import build_model
-    from training.serving import FrameUpscaler
+    from imagesr.training.models import build_model
+    from imagesr.training.serving import FrameUpscaler
 
     odd = img[:37, :53]
     full = FrameProcessor(upscaler, (37, 53), (56, 80))(odd[None])

@@ -15,6 +15,7 @@ HR crop size takes the top-left ``crop`` pixels (aligned to the LR grid).
 
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import logging
@@ -24,13 +25,15 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from imagesr.errors import UserError
 from imagesr.records import RecordError, decode_pair, iter_tfrecord
-from imagesr.resize import imresize, modulus
+from imagesr.resize import imresize
+from imagesr.scale import Scale
 
 log = logging.getLogger(__name__)
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """An examples folder that is missing, empty or not patch-pair records."""
 
 
@@ -82,8 +85,22 @@ def check_records(files: Sequence[str], scales: Optional[Sequence[float]] = None
                            "train on those scales or make patches at the others")
 
 
+@functools.lru_cache(maxsize=None)
+def _input_at_output_size(kind: str) -> bool:
+    """The architecture's input: the bicubic upscale at HR size (VDSR), or the LR patch."""
+    from imagesr.training.models import spec  # Keras loads here, not in the parsing workers
+
+    return spec(kind).input_at_output_size
+
+
+@functools.lru_cache(maxsize=256)
+def _as_scale(value) -> Scale:
+    return Scale(value)
+
+
 def _scale_ok(scale: float, scales: Optional[Sequence[float]]) -> bool:
-    return scales is None or any(abs(scale - s) < 1e-6 for s in scales)
+    """Whether a record's scale (float32 in the record, snapped to its exact Scale) is wanted."""
+    return scales is None or _as_scale(scale) in {_as_scale(s) for s in scales}
 
 
 def example_arrays(record: bytes, kind: str, scales=None, crop: Optional[int] = None):
@@ -93,22 +110,21 @@ def example_arrays(record: bytes, kind: str, scales=None, crop: Optional[int] = 
         return None
     lr, hr = p.lr, p.hr
     if crop and crop < hr.shape[0]:
-        if crop % modulus(p.scale):
-            raise ValueError(f"crop {crop} is not a multiple of {modulus(p.scale)} (scale {p.scale})")
-        lc = int(round(crop / p.scale))
+        scale = Scale(p.scale)
+        if crop % scale.modulus:
+            raise UserError(f"crop {crop} is not a multiple of {scale.modulus} (scale {scale})")
+        lc = scale.lr_side(crop)
         hr, lr = hr[:crop, :crop], lr[:lc, :lc]
         residual = None if p.residual is None else p.residual[:crop, :crop]
     else:
         residual = p.residual
-    if kind == "vdsr":
+    if _input_at_output_size(kind):
         if residual is not None and (crop is None or crop >= p.hr.shape[0]):
             x = hr.astype(np.int16) - residual  # exact: residual = HR - bicubic(LR)
         else:
             x = imresize(lr, size=hr.shape[:2])
-    elif kind == "subpixel":
-        x = lr
     else:
-        raise ValueError(f"unknown model kind {kind!r}")
+        x = lr
     return np.asarray(x, np.float32), np.asarray(hr, np.float32)
 
 
@@ -191,7 +207,7 @@ def _load_file(f: str, kind: str, scales, crop) -> Optional[Tuple[np.ndarray, np
 _CHILD = """
 import json, sys
 import numpy as np
-from training.data import _load_file
+from imagesr.training.data import _load_file
 f, kind, scales, crop, out = json.loads(sys.argv[1])
 pair = _load_file(f, kind, scales, crop)
 if pair is not None:
@@ -346,9 +362,9 @@ def tf_dataset(files: Sequence[str], kind: str, batch_size: int, scales=None, cr
             lr = tf.cond(cropped, lambda: lr[:lc, :lc], lambda: lr)
             residual = tf.cond(cropped, lambda: tf.constant(b""), lambda: residual)
             hr = tf.cond(cropped, lambda: hr_c, lambda: hr)
-        if kind == "subpixel":
+        if not _input_at_output_size(kind):
             x = tf.cast(lr, tf.float32)
-        elif kind == "vdsr":
+        else:
             def from_residual():
                 r = tf.reshape(tf.io.decode_raw(residual, tf.int16, little_endian=True), tf.shape(hr))
                 return tf.cast(tf.cast(hr, tf.int16) - r, tf.float32)
@@ -358,8 +374,6 @@ def tf_dataset(files: Sequence[str], kind: str, batch_size: int, scales=None, cr
                 return tf.reshape(up, tf.shape(hr))
 
             x = tf.cond(tf.strings.length(residual) > 0, from_residual, from_bicubic)
-        else:
-            raise ValueError(f"unknown model kind {kind!r}")
         # Records are RGB (schema: channels 3..3); static channels let the models build.
         return tf.ensure_shape(x, [None, None, 3]), tf.ensure_shape(tf.cast(hr, tf.float32), [None, None, 3])
 

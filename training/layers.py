@@ -9,45 +9,32 @@ core on TensorFlow and on JAX. Values are in [0, 255].
 
 from __future__ import annotations
 
-import math
 from fractions import Fraction
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
+from imagesr.resize import contributions, cubic
+from imagesr.scale import Scale
 
-def _phase_table(scale: float):
+
+def _phase_table(ratio: Fraction):
     """Weights and left taps of MATLAB's contributions for one period of output positions.
 
-    For a scale num/den, output x + num reads input taps shifted by exactly den with the same
-    weights, so the float64 table of one period (computed like imagesr.resize, normalised,
-    then cast to float32) plus integer offsets reproduces the numpy core exactly, on any
-    backend and without float64 on the device.
+    For a ratio num/den, output x + num reads input taps shifted by exactly den with the same
+    weights, so the float64 table of one period (from :func:`imagesr.resize.contributions`,
+    the numpy core's own, then cast to float32) plus integer offsets reproduces the core
+    exactly, on any backend and without float64 on the device.
     """
-    frac = Fraction(scale).limit_denominator(10000)
-    period, shift = frac.numerator, frac.denominator
-    antialias = scale < 1
-    kernel_width = 4.0 / scale if antialias else 4.0
-    taps = int(math.ceil(kernel_width)) + 2
-    x = np.arange(1, period + 1, dtype=np.float64)
-    u = x / scale + 0.5 * (1.0 - 1.0 / scale)
-    left = np.floor(u - kernel_width / 2.0)
-    d = u[:, None] - (left[:, None] + np.arange(taps))
-    w = scale * _np_cubic(d * scale) if antialias else _np_cubic(d)
-    w = w / w.sum(axis=1, keepdims=True)
-    return period, shift, left.astype(np.int64) - 1, w.astype(np.float32)  # 0-based left tap
+    period, shift = ratio.numerator, ratio.denominator
+    weights, indices = contributions(np.arange(1, period + 1), float(ratio))
+    return period, shift, indices[:, 0].astype(np.int64) - 1, weights.astype(np.float32)  # 0-based left tap
 
 
-def _np_cubic(x):
-    ax = np.abs(x)
-    return (1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1) + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
-
-
-def _resize_axis(x, axis: int, in_len, out_len, scale: float, quantize: bool):
+def _resize_axis(x, axis: int, in_len, out_len, ratio: Fraction, quantize: bool):
     """MATLAB contributions along ``axis`` (1 = height, 2 = width of NHWC), as tap gathers."""
-    period, shift, left0, weights = _phase_table(scale)
+    period, shift, left0, weights = _phase_table(ratio)
     pos = ops.arange(out_len, dtype="int32")  # out_len may be a scalar tensor (TF graphs)
     phase = ops.mod(pos, period)
     left = ops.take(ops.convert_to_tensor(left0.astype(np.int32)), phase) + (pos // period) * shift
@@ -80,7 +67,7 @@ def _resize_axis_dynamic(x, axis: int, in_len, out_len):
     weights, indices = [], []
     for k in range(6):  # upscaling: kernel width 4, ceil(4) + 2 taps
         idx = left + k
-        weights.append(_cubic_ops(ops.cast(num - den * idx, "float32") / den_f))
+        weights.append(cubic(ops.cast(num - den * idx, "float32") / den_f, xp=ops))
         j = ops.mod(idx - 1, 2 * in_len)  # 1-based -> 0-based, mirrored into [0, in_len)
         indices.append(ops.where(j >= in_len, 2 * in_len - 1 - j, j))
     total = weights[0]
@@ -95,15 +82,6 @@ def _resize_axis_dynamic(x, axis: int, in_len, out_len):
     return ops.clip(ops.floor(acc + 0.5), 0.0, 255.0)
 
 
-def _cubic_ops(x):
-    ax = ops.abs(x)
-    ax2 = ax * ax
-    ax3 = ax2 * ax
-    near = (1.5 * ax3 - 2.5 * ax2 + 1.0) * ops.cast(ax <= 1.0, "float32")
-    far = (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ops.cast((ax > 1.0) & (ax <= 2.0), "float32")
-    return near + far
-
-
 def bicubic_upscale_to(x, out_h, out_w):
     """MATLAB bicubic upscaling (uint8 semantics) of NHWC [0, 255] to a run-time size >= input."""
     x = _resize_axis_dynamic(x, 1, ops.shape(x)[1], out_h)
@@ -116,33 +94,35 @@ def _length(x, axis: int):
     return dim if dim is not None else ops.shape(x)[axis]
 
 
-def _scaled_length(length, scale: float):
+def _scaled_length(length, scale: Scale):
+    """MATLAB's output side ``ceil(scale * side)``, exactly (integers, also inside a graph)."""
     if isinstance(length, int):
-        return int(round(length * scale))
-    return ops.cast(ops.round(ops.cast(length, "float32") * scale), "int32")
+        return scale.hr_side(length)
+    return ops.floor_divide(length * scale.numerator + scale.denominator - 1, scale.denominator)
 
 
-def bicubic_resize(x, scale: float = None, size=None, quantize: bool = True):
-    """MATLAB bicubic of an NHWC float tensor in [0, 255], by ``scale`` or to ``size`` (h, w).
+def bicubic_resize(x, scale=None, size=None, quantize: bool = True):
+    """MATLAB bicubic of an NHWC float tensor in [0, 255], by an SR ``scale`` or to ``size`` (h, w).
 
-    With ``scale`` the output side is ``round(scale * side)`` (SR inputs are cropped to a
-    multiple of the scale's modulus, where this equals MATLAB's ``ceil``); spatial sizes may
-    be dynamic (TF graphs) or static (JAX). With ``size`` the per-axis scale is ``out / in``
-    and the input size must be static.
+    With ``scale`` the output side is MATLAB's ``ceil(scale * side)`` (the rule of
+    :func:`imagesr.resize.output_size`); spatial sizes may be dynamic (TF graphs) or static
+    (JAX). With ``size`` the per-axis ratio is ``out / in`` exactly and the input size must be
+    static.
     """
     if size is not None:
         in_h, in_w = x.shape[1], x.shape[2]
         if in_h is None or in_w is None:
             raise ValueError("bicubic_resize(size=...) needs a static input height and width")
-        scales = (size[0] / in_h, size[1] / in_w)
+        ratios = (Fraction(int(size[0]), in_h), Fraction(int(size[1]), in_w))
         outs = (int(size[0]), int(size[1]))
     else:
-        scales = (float(scale), float(scale))
-        outs = (_scaled_length(_length(x, 1), scales[0]), _scaled_length(_length(x, 2), scales[1]))
-    for axis in sorted((1, 2), key=lambda a: scales[a - 1]):  # smaller scale first, height on ties
-        if scales[axis - 1] == 1.0:
+        scale = Scale(scale)
+        ratios = (scale, scale)
+        outs = (_scaled_length(_length(x, 1), scale), _scaled_length(_length(x, 2), scale))
+    for axis in sorted((1, 2), key=lambda a: ratios[a - 1]):  # smaller scale first, height on ties
+        if ratios[axis - 1] == 1:
             continue
-        x = _resize_axis(x, axis, _length(x, axis), outs[axis - 1], scales[axis - 1], quantize)
+        x = _resize_axis(x, axis, _length(x, axis), outs[axis - 1], ratios[axis - 1], quantize)
     return x
 
 
@@ -150,8 +130,7 @@ def bicubic_resize(x, scale: float = None, size=None, quantize: bool = True):
 class BicubicResize(keras.layers.Layer):
     """Resize NHWC [0, 255] images by ``scale`` with MATLAB's bicubic (see module doc).
 
-    Output size is ``round(scale * input)`` per side (inputs are cropped to a multiple of
-    the scale's modulus by the SR protocol, so this equals MATLAB's ``ceil``).
+    Output size is MATLAB's ``ceil(scale * input)`` per side.
     """
 
     def __init__(self, scale: float, quantize: bool = True, **kwargs):
@@ -164,8 +143,8 @@ class BicubicResize(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
-        s = self.scale
-        return (n, None if h is None else int(round(h * s)), None if w is None else int(round(w * s)), c)
+        s = Scale(self.scale)
+        return (n, None if h is None else s.hr_side(h), None if w is None else s.hr_side(w), c)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale, "quantize": self.quantize}

@@ -10,7 +10,7 @@ from keras import ops
 class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 to ``peak`` over ``warmup`` steps, then a cosine down to
     ``peak * alpha`` over ``decay`` steps, then flat (the trainer's fixed-steps schedule; a
-    time-budget run sets the rate per short epoch instead, see ``training.trainer``).
+    time-budget run sets the rate per short epoch instead, see ``imagesr.training.trainer``).
     """
 
     def __init__(self, peak: float, warmup: int, decay: int, alpha: float = 0.01):

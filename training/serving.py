@@ -20,13 +20,15 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from imagesr.resize import imresize
+from imagesr.errors import UserError
+from imagesr.resize import imresize, output_size
+from imagesr.scale import Scale
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(UserError):
     """A model path that is missing, corrupt or not an imagesr SR model."""
 
 
@@ -53,10 +55,10 @@ def export_saved_model(model, path: str) -> str:
     """TF SavedModel with the `serve` signature (uint8 frames, size) -> uint8 frames."""
     import tensorflow as tf
 
-    from training.layers import bicubic_upscale_to
-    from training.models import model_kind
+    from imagesr.training.layers import bicubic_upscale_to
+    from imagesr.training.models import spec_of
 
-    kind = model_kind(model)
+    spec = spec_of(model)
 
     class Serving(tf.Module):
         def __init__(self, m):
@@ -68,7 +70,7 @@ def export_saved_model(model, path: str) -> str:
         def serve(self, frames, size):
             x = tf.cast(frames, tf.float32)
             tf.debugging.assert_greater_equal(size, tf.shape(frames)[1:3], message="serve upscales only: size >= frame size")
-            if kind == "vdsr":
+            if spec.input_at_output_size:
                 y = self.model(bicubic_upscale_to(x, size[0], size[1]), training=False)
             else:
                 y = self.model(x, training=False)
@@ -99,10 +101,10 @@ def load_keras_model(path: str):
     """Load an imagesr Keras model from a ``.keras`` file or a model directory."""
     import keras
 
-    import training.layers  # noqa: F401  (registers the custom layers)
-    import training.losses  # noqa: F401  (and losses and schedules, for files saved from compiled models)
-    import training.schedules  # noqa: F401
-    from training.models import model_kind
+    import imagesr.training.layers  # noqa: F401  (registers the custom layers)
+    import imagesr.training.losses  # noqa: F401  (and losses and schedules, for files saved from compiled models)
+    import imagesr.training.schedules  # noqa: F401
+    from imagesr.training.models import spec_of
 
     if not os.path.exists(path):
         raise ModelLoadError(f"{path}: no such model file or directory")
@@ -116,7 +118,7 @@ def load_keras_model(path: str):
     except Exception as e:  # noqa: BLE001 - Keras raises many types for bad files
         raise ModelLoadError(f"{keras_path}: cannot load Keras model ({type(e).__name__}: {str(e)[:200]})") from None
     try:
-        model_kind(model)
+        spec_of(model)
     except ValueError as e:
         raise ModelLoadError(f"{keras_path}: {e}") from None
     return model
@@ -136,11 +138,12 @@ class FrameUpscaler:
         self._jit = {}
         self._jax = None  # the backend, read on first use
         if model is None:
-            self.kind, self.scale, self.parameters = "bicubic", None, 0
+            self.spec, self.kind, self.scale, self.parameters = None, "bicubic", None, 0
         else:
-            from training.models import model_kind, model_scale
+            from imagesr.training.models import spec_of
 
-            self.kind, self.scale, self.parameters = model_kind(model), model_scale(model), int(model.count_params())
+            self.spec = spec_of(model)  # what the architecture needs (input, scale, multiples)
+            self.kind, self.scale, self.parameters = self.spec.name, self.spec.scale_of(model), int(model.count_params())
 
     @property
     def compiles_per_shape(self) -> bool:
@@ -164,7 +167,7 @@ class FrameUpscaler:
         return jax.default_backend() != "cpu"
 
     def supports(self, scale: float) -> bool:
-        return self.scale is None or abs(self.scale - scale) < 1e-9
+        return self.scale is None or Scale(self.scale) == Scale(scale)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         """TensorFlow backend: the network on float frames, rounded to uint8 on the host."""
@@ -180,7 +183,7 @@ class FrameUpscaler:
 
     def jax_function(self, shape: Tuple[int, ...], size: Tuple[int, int], planar=None):
         """JAX backend (the GPU route): the jitted function of one input shape and output size,
-        uint8 in and uint8 out, all on the device: the MATLAB bicubic (``training.layers.
+        uint8 in and uint8 out, all on the device: the MATLAB bicubic (``imagesr.training.layers.
         bicubic_resize``; VDSR's input, or the whole of the bicubic baseline), the network and
         the rounding. Only uint8 crosses the host link, and the host does no per-pixel work,
         which at 1080p would otherwise cost more than the network itself.
@@ -193,18 +196,18 @@ class FrameUpscaler:
         import jax.numpy as jnp
         import keras
 
-        from training.layers import bicubic_resize
+        from imagesr.training.layers import bicubic_resize
 
         key = (tuple(shape), tuple(size), planar)
         if key not in self._jit:
-            def fn(x, model=self.model, kind=self.kind, size=tuple(size), planar=planar):
+            def fn(x, model=self.model, spec=self.spec, size=tuple(size), planar=planar):
                 # The barriers keep each colour conversion a pass of its own: fused into the
                 # bicubic's tap gathers (or they into it), XLA would recompute it for every tap.
                 barrier = jax.lax.optimization_barrier
                 x = barrier(planar[0].to_rgb(x, xp=jnp)) if planar else keras.ops.cast(x, "float32")
-                if kind == "bicubic":
+                if spec is None:  # the bicubic baseline
                     y = bicubic_resize(x, size=size)
-                elif kind == "vdsr":
+                elif spec.input_at_output_size:
                     y = model(bicubic_resize(x, size=size), training=False)
                 else:
                     y = model(x, training=False)
@@ -226,7 +229,7 @@ class FrameUpscaler:
             raise ValueError("planar frames need the JAX backend")
         frames = np.asarray(frames, dtype=np.uint8)
         natural = planar[1].size
-        if self.kind == "subpixel" and (int(round(planar[0].height * self.scale)), int(round(planar[0].width * self.scale))) != natural:
+        if self.spec is not None and self.spec.fixed_scale and output_size(planar[0].size, self.scale) != natural:
             raise ValueError(f"a x{self.scale:g} model cannot make {natural[1]}x{natural[0]} from "
                              f"{planar[0].width}x{planar[0].height} in one call")
         return self.jax_function(frames.shape, natural, planar)(frames)
@@ -237,14 +240,13 @@ class FrameUpscaler:
         batch = frames[None] if single else frames
         size = (int(size[0]), int(size[1]))
         natural = size
-        if self.kind == "subpixel":
-            h, w = batch.shape[1:3]
-            natural = (int(round(h * self.scale)), int(round(w * self.scale)))
+        if self.spec is not None and self.spec.fixed_scale:
+            natural = output_size(batch.shape[1:3], self.scale)
         if self.compiles_per_shape:
             out = self._jax_call(batch, natural)
-        elif self.kind == "bicubic":
+        elif self.spec is None:  # the bicubic baseline
             out = np.stack([imresize(f, size=size) for f in batch])
-        elif self.kind == "vdsr":
+        elif self.spec.input_at_output_size:
             out = self._predict(np.stack([imresize(f, size=size) for f in batch]))
         else:
             out = self._predict(batch)
@@ -254,7 +256,7 @@ class FrameUpscaler:
 
     def evaluation_upscaler(self, lr: np.ndarray, size: tuple, scale: float) -> np.ndarray:
         if not self.supports(scale):
-            raise ValueError(f"{self.name} is a x{self.scale:g} model; it cannot be evaluated at x{scale:g}")
+            raise UserError(f"{self.name} is a x{self.scale:g} model; it cannot be evaluated at x{scale:g}")
         return self(lr, size)
 
 

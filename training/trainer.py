@@ -22,6 +22,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from imagesr.errors import UserError
+from imagesr.scale import Scale
+from imagesr.scale import scales as scales_of
+
 log = logging.getLogger(__name__)
 
 BUDGET_EPOCH_STEPS = 50  # time-budget runs set the learning rate every this many steps
@@ -52,23 +56,25 @@ class TrainConfig:
     steps_per_execution: int = 1  # steps per compiled call (fewer host round trips for small models)
 
     def __post_init__(self):
-        from training.models import MODELS
+        from imagesr.training.models import spec
 
-        self.scales = tuple(int(s) if float(s).is_integer() else float(s) for s in self.scales)
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {MODELS}")
-        if self.model == "subpixel" and len(self.scales) != 1:
-            raise ValueError(f"a subpixel model serves one scale; got scales {self.scales}")
+        self.scales = tuple(s.to_json() for s in scales_of(self.scales))  # checked; plain numbers in JSON
+        if spec(self.model).fixed_scale and len(self.scales) != 1:
+            raise UserError(f"a {self.model} model serves one scale; got scales {self.scales}")
+        for s in self.scales:
+            if self.crop is not None and (self.crop <= 0 or self.crop % Scale(s).modulus):
+                raise UserError(f"crop {self.crop} must be a positive multiple of {Scale(s).modulus} at x{Scale(s)} "
+                                "(so that the LR crop is whole pixels and stays aligned with the HR crop)")
         if self.steps < 0 or self.batch_size < 1:
-            raise ValueError("steps must be >= 0 and batch_size >= 1")
+            raise UserError("steps must be >= 0 and batch_size >= 1")
         if self.schedule not in ("cosine", "constant") or self.loss not in ("l1", "l2"):
-            raise ValueError("schedule must be cosine|constant and loss l1|l2")
+            raise UserError("schedule must be cosine|constant and loss l1|l2")
 
     @classmethod
     def from_dict(cls, d: Dict) -> "TrainConfig":
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:  # a misspelt knob must not be ignored silently
-            raise ValueError(f"unknown training options {sorted(unknown)} (known: {sorted(cls.__dataclass_fields__)})")
+            raise UserError(f"unknown training options {sorted(unknown)} (known: {sorted(cls.__dataclass_fields__)})")
         return cls(**d)
 
 
@@ -191,11 +197,11 @@ def _TimeBudget(seconds: float):
 
 
 def _data(config: TrainConfig, files: Sequence[str], repeat: bool, shuffle: bool, seed: int):
-    from training.data import numpy_batches, tf_dataset
+    from imagesr.training.data import numpy_batches, tf_dataset
 
     kind = config.model
     if config.in_memory:
-        from training.data import array_batches, load_arrays
+        from imagesr.training.data import array_batches, load_arrays
 
         x, y = load_arrays(files, kind, config.scales, config.crop, workers=min(len(files), os.cpu_count() or 1))
         log.info("loaded %d training pairs into memory (%.1f GB)", len(x), (x.nbytes + y.nbytes) / 1e9)
@@ -210,22 +216,22 @@ def _data(config: TrainConfig, files: Sequence[str], repeat: bool, shuffle: bool
 def build_or_load(config: TrainConfig):
     """A new model, or with ``warm_start`` one of that model's architecture (its width and depth,
     whatever the defaults are) holding its weights, built under this run's precision policy."""
-    from training.models import architecture, build_model
+    from imagesr.training.models import architecture, build_model
 
     if not config.warm_start:
         return build_model(config.model, scale=config.scales[0], **config.model_args)
-    from training.serving import load_keras_model
+    from imagesr.training.serving import load_keras_model
 
     src = load_keras_model(config.warm_start)
     arch = architecture(src)
     if arch["name"] != config.model:
-        raise ValueError(f"warm start {config.warm_start} is a {arch['name']} model, not {config.model}")
-    if arch["scale"] is not None and abs(arch["scale"] - config.scales[0]) > 1e-9:
-        raise ValueError(f"warm start {config.warm_start} is a x{arch['scale']:g} model; this run trains "
+        raise UserError(f"warm start {config.warm_start} is a {arch['name']} model, not {config.model}")
+    if arch["scale"] is not None and Scale(arch["scale"]) != Scale(config.scales[0]):
+        raise UserError(f"warm start {config.warm_start} is a x{arch['scale']:g} model; this run trains "
                          f"x{config.scales[0]:g}")
     clash = {k: (v, arch["model_args"][k]) for k, v in config.model_args.items() if arch["model_args"].get(k) != v}
     if clash:
-        raise ValueError(f"warm start {config.warm_start}: its architecture differs from model_args "
+        raise UserError(f"warm start {config.warm_start}: its architecture differs from model_args "
                          + ", ".join(f"{k}={want} (the model has {have})" for k, (want, have) in clash.items()))
     model = build_model(config.model, scale=config.scales[0], **arch["model_args"])
     model.set_weights(src.get_weights())
@@ -239,9 +245,9 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     """Train ``config.model`` for ``config.steps`` steps and export it; returns the summary."""
     import keras
 
-    from training.data import check_records
-    from training.schedules import WarmupCosine
-    from training.serving import export_model
+    from imagesr.training.data import check_records
+    from imagesr.training.schedules import WarmupCosine
+    from imagesr.training.serving import export_model
 
     check_records(train_files, config.scales)
     if eval_files:
@@ -261,7 +267,7 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     else:
         lr = config.learning_rate
 
-    from training.losses import LOSSES
+    from imagesr.training.losses import LOSSES
 
     compile_args = dict(loss=LOSSES[config.loss], jit_compile="auto", steps_per_execution=config.steps_per_execution)
     model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), **compile_args)
@@ -304,7 +310,8 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
 def evaluate_patches(model, config: TrainConfig, files: Sequence[str]) -> Dict:
     """Y-PSNR of the model and of bicubic on the first ``eval_batches`` batches of ``files``."""
     from imagesr.resize import imresize
-    from training.data import numpy_batches
+    from imagesr.training.data import numpy_batches
+    from imagesr.training.models import spec as build_spec
 
     ps_model, ps_bicubic, n = [], [], 0
     for i, (x, y) in enumerate(numpy_batches(files, config.model, config.batch_size, config.scales, config.crop)):
@@ -312,7 +319,7 @@ def evaluate_patches(model, config: TrainConfig, files: Sequence[str]) -> Dict:
             break
         pred = np.asarray(model.predict_on_batch(x))
         ps_model.append(_y_psnr_batch(pred, y) * len(x))
-        if config.model == "vdsr":
+        if build_spec(config.model).input_at_output_size:
             bic = x
         else:
             bic = np.stack([imresize(a.astype(np.uint8), size=y.shape[1:3]) for a in x]).astype(np.float32)

@@ -9,20 +9,18 @@ At 720p -> 1080p the convolutions see 360x640 positions instead of VDSR's 1080x1
 default width/depth has about 1/5 of VDSR's parameters.
 """
 
-from fractions import Fraction
-
 import keras
 from keras import layers
 
-from training.layers import BicubicResize, PixelShuffle, PixelUnshuffle
+from imagesr.scale import Scale
+from imagesr.training.layers import BicubicResize, PixelShuffle, PixelUnshuffle
+from imagesr.training.models.spec import ArchitectureSpec
 
 
-def shuffle_factors(scale: float):
+def shuffle_factors(scale) -> tuple:
     """(unshuffle r_in, shuffle r_out) with r_out / r_in == scale, both integers."""
-    f = Fraction(scale).limit_denominator(16)
-    if abs(float(f) - scale) > 1e-9 or f <= 1:
-        raise ValueError(f"scale {scale} must be a ratio > 1 of small integers")
-    return f.denominator, f.numerator
+    s = Scale(scale)
+    return s.unshuffle, s.shuffle
 
 
 def build_subpixel(scale: float = 2, width: int = 48, blocks: int = 4, channels: int = 3,
@@ -46,3 +44,12 @@ def build_subpixel(scale: float = 2, width: int = 48, blocks: int = 4, channels:
     upsampled = BicubicResize(scale, quantize=True, dtype="float32", name="bicubic_skip")(inp)
     out = layers.Add(name="global_residual", dtype="float32")([upsampled, residual])
     return keras.Model(inp, out, name=name or f"subpixel_x{float(scale):g}")
+
+
+def _arguments(model: keras.Model) -> dict:
+    head = model.get_layer("head")
+    blocks = sum(1 for layer in model.layers if layer.name.startswith("block") and layer.name.endswith("_conv1"))
+    return {"channels": int(model.input_shape[-1]), "width": int(head.filters), "blocks": blocks}
+
+
+SPEC = ArchitectureSpec(name="subpixel", input_at_output_size=False, build=build_subpixel, arguments=_arguments)

@@ -1,0 +1,33 @@
+"""Media in and out: images (Pillow), videos (ffmpeg pipes) and frame folders, as uint8 RGB
+arrays (the one decoder of every stage) or, for the live route, planar Y'CbCr frames.
+
+* :mod:`~imagesr.media.images`: any image -> 8-bit RGB (grayscale, palette, CMYK, 16-bit,
+  alpha composited on white, EXIF orientation applied); atomic writes.
+* :mod:`~imagesr.media.probe`: what a video says about itself (size after rotation, rates,
+  colour tags, the stream that is decoded).
+* :mod:`~imagesr.media.decode`: frames from a video (one at a time through a pipe) or a
+  folder of frames; truncated and corrupt files raise instead of passing short.
+* :mod:`~imagesr.media.encode`: :class:`VideoWriter`, streaming H.264 out, atomic and tagged.
+
+A corrupt, truncated or empty file raises :class:`MediaError` naming the file.
+"""
+
+from imagesr.media.decode import iter_folder_frames, iter_frames, iter_video_frames, list_frames
+from imagesr.media.encode import VideoWriter, encode_video
+from imagesr.media.files import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    FFmpegNotFound,
+    MediaError,
+    PathOrBytes,
+    ffmpeg_binary,
+    is_image_path,
+    is_video_path,
+)
+from imagesr.media.images import decode_image, has_alpha, image_size, to_rgb8, write_image
+from imagesr.media.probe import VideoInfo, probe_video
+
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "FFmpegNotFound", "MediaError", "PathOrBytes", "VideoInfo",
+           "VideoWriter", "decode_image", "encode_video", "ffmpeg_binary", "has_alpha", "image_size", "is_image_path",
+           "is_video_path", "iter_folder_frames", "iter_frames", "iter_video_frames", "list_frames", "probe_video",
+           "to_rgb8", "write_image"]

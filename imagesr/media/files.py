@@ -1,0 +1,74 @@
+"""What every media module shares: the error type, the extensions, and finding ffmpeg.
+
+The ffmpeg binary is, in order: ``$IMAGESR_FFMPEG``, ``ffmpeg`` on PATH, the static binary
+of the ``imageio-ffmpeg`` package if installed. ``ffprobe`` is used when present next to it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Optional, Union
+
+from imagesr.errors import UserError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".flv", ".y4m", ".wmv")
+
+PathOrBytes = Union[str, os.PathLike, bytes]
+
+
+class MediaError(UserError):
+    """A file that cannot be decoded; the message names the file and the reason."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class FFmpegNotFound(MediaError):
+    """No ffmpeg binary could be found."""
+
+
+def is_image_path(path: str) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def is_video_path(path: str) -> bool:
+    return str(path).lower().endswith(VIDEO_EXTENSIONS)
+
+
+def ffmpeg_binary() -> str:
+    """Path of the ffmpeg executable, or FFmpegNotFound with how to get one."""
+    override = os.environ.get("IMAGESR_FFMPEG")
+    if override:
+        if os.path.isfile(override) and os.access(override, os.X_OK):
+            return override
+        raise FFmpegNotFound(override, "IMAGESR_FFMPEG points to no executable ffmpeg")
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg  # optional fallback carrying a static binary
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        pass
+    raise FFmpegNotFound(
+        "ffmpeg", "no ffmpeg binary found: install it (apt-get install ffmpeg) or pip install imageio-ffmpeg"
+    )
+
+
+def _ffprobe_binary(ffmpeg: str) -> Optional[str]:
+    candidate = os.path.join(os.path.dirname(ffmpeg), "ffprobe")
+    if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+        return candidate
+    return None
+
+
+def _stderr_tail(stderr, lines: int = 3) -> str:
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    kept = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
+    return " | ".join(kept[-lines:]) or "no message from ffmpeg"

@@ -1,0 +1,100 @@
+"""Images through Pillow: any mode -> 8-bit RGB, EXIF orientation applied; atomic writes."""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from imagesr.media.files import MediaError, PathOrBytes
+from imagesr.outputs import claim_partial, remove_quietly
+
+
+def to_rgb8(img: Image.Image) -> np.ndarray:
+    """Any Pillow image -> HxWx3 uint8 RGB (16-bit scaled, alpha composited on white)."""
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if mode.startswith("I;16") or a.max() > 255 else 255.0
+        a = np.clip(np.floor(a * (255.0 / peak) + 0.5), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        peak = 1.0 if a.max() <= 1.0 else 255.0
+        a = np.clip(np.floor(a * (255.0 / peak) + 0.5), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba).convert("RGB")
+    elif mode != "RGB":
+        img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def decode_image(source: PathOrBytes, name: Optional[str] = None) -> np.ndarray:
+    """Decode an image file (path or encoded bytes) to HxWx3 uint8 RGB.
+
+    Raises:
+      MediaError: missing, empty, corrupt or truncated file (the message names it).
+    """
+    label = name or (source if not isinstance(source, bytes) else "<bytes>")
+    if isinstance(source, bytes):
+        data = source
+    else:
+        try:
+            with open(source, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise MediaError(label, "no such file") from None
+        except IsADirectoryError:
+            raise MediaError(label, "is a directory, not an image") from None
+        except OSError as e:
+            raise MediaError(label, f"cannot read: {e.strerror or e}") from None
+    if not data:
+        raise MediaError(label, "empty file (0 bytes)")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()  # forces full decode: truncated data fails here, not later
+            return to_rgb8(img)
+    except UnidentifiedImageError:
+        raise MediaError(label, "not an image Pillow can identify (corrupt or unsupported format)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise MediaError(label, f"corrupt or truncated image ({e})") from None
+
+
+def has_alpha(path: str) -> bool:
+    """Whether an image file has transparency (which decoding composites on white)."""
+    try:
+        with Image.open(path) as img:
+            return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    except (OSError, UnidentifiedImageError):
+        return False
+
+
+def image_size(path: str) -> tuple:
+    """(width, height) from the header only, without decoding pixels."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, UnidentifiedImageError) as e:
+        raise MediaError(path, f"cannot read image header ({e})") from None
+
+
+def write_image(path: str, image: np.ndarray) -> None:
+    """Write an RGB uint8 image atomically: under a temporary name of this call's own
+    (:func:`imagesr.outputs.claim_partial`), renamed when complete, removed on failure."""
+    tmp = claim_partial(path)
+    try:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    os.replace(tmp, path)

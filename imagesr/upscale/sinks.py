@@ -1,0 +1,134 @@
+"""Where upscaled frames go: a video, a folder of PNGs or one image, each written under a
+temporary name of the run's own and renamed into place only when complete."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from imagesr.colour import PlanarFormat
+from imagesr.media import VideoWriter, write_image
+from imagesr.outputs import claim_partial, remove_quietly
+from imagesr.upscale.inputs import Source
+from imagesr.upscale.options import VIDEO_CRF, VIDEO_PRESET, Size, UpscaleError, output_kind
+
+
+def _check_output(output: str, source: Source) -> Tuple[str, str]:
+    """(absolute output path, kind) after checking it can be written and is not the input."""
+    kind = output_kind(output)
+    out = os.path.abspath(output.rstrip("/" + os.sep) or output)
+    parent = os.path.dirname(out)
+    if not os.path.isdir(parent):
+        what = "is not a folder" if os.path.exists(parent) else "does not exist"
+        raise UpscaleError(f"cannot write {output}: its folder {parent} {what}")
+    if os.path.exists(out) and os.path.realpath(out) == os.path.realpath(source.path):
+        raise UpscaleError(f"{output}: the output would overwrite the input")
+    if os.path.exists(out) and not (os.path.isfile(out) or os.path.isdir(out)):
+        raise UpscaleError(f"{output}: is not a regular file or folder (a device or pipe); give a file or folder name")
+    if kind == "folder" and os.path.isdir(out) and os.listdir(out):
+        raise UpscaleError(f"{output}: the output folder exists and is not empty (remove it or choose another)")
+    if kind == "folder" and os.path.isfile(out):
+        raise UpscaleError(f"{output}: is a file; a folder output needs a folder name")
+    if kind != "folder" and os.path.isdir(out):
+        raise UpscaleError(f"{output}: is a folder; give a file name for a {kind} output")
+    if kind == "image" and source.total is not None and source.total > 1:
+        raise UpscaleError(f"{output}: an image holds one frame but {source.path} has {source.total}; "
+                           "write a video or a folder")
+    return out, kind
+
+
+class _Sink:
+    """Where upscaled frames go, under a temporary name of this run's own
+    (:func:`imagesr.outputs.claim_partial`); ``commit`` renames it into place, ``abort``
+    removes it (and nothing else)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.tmp: Optional[str] = None
+
+    def write(self, frames: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        remove_quietly(self.tmp)
+
+    def _check_writable(self) -> None:
+        try:
+            remove_quietly(claim_partial(self.path))
+        except OSError as e:
+            raise UpscaleError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+
+class VideoSink(_Sink):
+    """H.264 at the input's frame rate through :class:`imagesr.media.VideoWriter` (audio mapped
+    from ``audio_from``; atomic)."""
+
+    def __init__(self, path: str, size: Size, fps: Fraction, audio_from: Optional[str] = None,
+                 preset: str = VIDEO_PRESET, planar: Optional[PlanarFormat] = None):
+        super().__init__(path)
+        self._check_writable()
+        self.writer = VideoWriter(path, size, fps, audio_from=audio_from, crf=VIDEO_CRF, preset=preset, planar=planar)
+        self.notes, self.audio = self.writer.notes, self.writer.audio
+
+    def write(self, frames: np.ndarray) -> None:
+        self.writer.write(frames)
+
+    def commit(self) -> None:
+        self.writer.close()
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
+class FolderSink(_Sink):
+    """One PNG per frame in a temporary folder beside ``NAME``, renamed to ``NAME/`` at the end."""
+
+    def __init__(self, path: str, names: Optional[List[str]] = None):
+        super().__init__(path)
+        stems = [os.path.splitext(n)[0] for n in names or []]
+        self.names = stems if len(set(stems)) == len(stems) else None  # else 000000.png, 000001.png, ...
+        self.count = 0
+        try:
+            self.tmp = claim_partial(path, folder=True)
+        except OSError as e:
+            raise UpscaleError(f"cannot write {path}: {e.strerror or e}") from None
+
+    def write(self, frames: np.ndarray) -> None:
+        for f in frames:
+            name = self.names[self.count] if self.names and self.count < len(self.names) else f"{self.count:06d}"
+            write_image(os.path.join(self.tmp, name + ".png"), f)
+            self.count += 1
+
+    def commit(self) -> None:
+        if os.path.isdir(self.path):
+            os.rmdir(self.path)  # checked empty before the run (and the run holds the output's lock)
+        os.replace(self.tmp, self.path)
+
+
+class ImageSink(_Sink):
+    """One image, written with :func:`imagesr.media.write_image` (itself atomic) at the end."""
+
+    def __init__(self, path: str, source: str):
+        super().__init__(path)
+        self._check_writable()
+        self.source = source
+        self.frame = None
+
+    def write(self, frames: np.ndarray) -> None:
+        for f in frames:
+            if self.frame is not None:
+                raise UpscaleError(f"{self.path}: an image holds one frame but {self.source} has more; "
+                                   "write a video or a folder")
+            self.frame = f
+
+    def commit(self) -> None:
+        try:
+            write_image(self.path, self.frame)
+        except (OSError, ValueError) as e:
+            raise UpscaleError(f"cannot write {self.path}: {e}") from None
