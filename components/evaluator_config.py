@@ -4,7 +4,7 @@ checked without loading TFX."""
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from imagesr.errors import UserError
+from imagesr.errors import check_keys
 
 
 @dataclass
@@ -25,7 +25,5 @@ class EvaluatorConfig:
 
     @classmethod
     def from_dict(cls, d: Dict) -> "EvaluatorConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise UserError(f"unknown evaluator options {sorted(unknown)}")
+        check_keys(d, cls, "evaluator options")
         return cls(**d)

@@ -44,7 +44,7 @@ from imagesr.components.patch_transform import (
     write_split,
 )
 from imagesr.errors import UserError
-from imagesr.outputs import OutputBusy, OutputLock
+from imagesr.outputs import OutputBusy, OutputLock, temporary_files_in
 from imagesr.patches import PatchOptions
 from imagesr.sources import join
 
@@ -346,48 +346,46 @@ def produce_dataset(
     if progress:
         progress_dir = join(staging, "progress") if local else tempfile.mkdtemp(prefix="imagesr-progress-")
         os.makedirs(progress_dir, exist_ok=True)
-    saved_tmp = (os.environ.get("TMPDIR"), tempfile.tempdir)
-    if local:  # Beam's and the workers' temporary files, inside the staging folder
-        tmp = join(staging, "tmp")
-        os.makedirs(tmp, exist_ok=True)
-        os.environ["TMPDIR"], tempfile.tempdir = tmp, tmp
+    # Local runs keep Beam's and the workers' temporary files inside the staging folder.
+    tmp_context = temporary_files_in(join(staging, "tmp")) if local else contextlib.nullcontext()
     try:
-        if callable(pipeline) and not isinstance(pipeline, beam.Pipeline):
-            pipeline = pipeline()
-        build_pipeline(pipeline, sources, patch_options, staging, frame_stride, max_frames, progress_dir)
-        if progress_dir:
-            with MarkerProgress(progress_dir, sources, frame_stride, max_frames):
-                result = pipeline.run()
-                result.wait_until_finish()
-        else:
-            result = pipeline.run()
-            result.wait_until_finish()
-        statuses = read_statuses(staging)
-        if len(statuses) != len(sources):
-            raise PatchDatasetError(f"internal: {len(sources)} sources but {len(statuses)} statuses")
-        if sum(st["pairs"] for st in statuses) == 0:
-            reasons = "; ".join(f"{st['source']}: {st['reason']}" for st in statuses[:10])
-            more = f" (and {len(statuses) - 10} more)" if len(statuses) > 10 else ""
-            raise PatchDatasetError(f"no valid input: all {len(statuses)} inputs failed: {reasons}{more}")
-        if require_eval and not any(st["pairs"] for st in statuses if st["split"] == "eval"):
-            failed = [f"{st['source']}: {st['reason']}" for st in statuses if st["split"] == "eval" and st["reason"]]
-            why = f" (its sources failed: {'; '.join(failed[:3])})" if failed else ""
-            raise PatchDatasetError(f"the eval split got no pairs{why}; add inputs, or pass --eval-fraction 0 for a "
-                                    "dataset without one")
-        manifest_base = dict(manifest_base, beam_counters=beam_counters(result))
-        return finalize(output, staging, statuses, manifest_base, overwrite)
+        with tmp_context:
+            return _run_and_finalize(pipeline, sources, patch_options, output, staging, manifest_base, frame_stride,
+                                     max_frames, overwrite, progress_dir, require_eval)
     except BaseException:
         delete_tree(staging)
         raise
     finally:
-        if local:
-            tempfile.tempdir = saved_tmp[1]
-            if saved_tmp[0] is None:
-                os.environ.pop("TMPDIR", None)
-            else:
-                os.environ["TMPDIR"] = saved_tmp[0]
         if progress_dir and not local:
             shutil.rmtree(progress_dir, ignore_errors=True)
+
+
+def _run_and_finalize(pipeline, sources, patch_options, output, staging, manifest_base, frame_stride, max_frames,
+                      overwrite, progress_dir, require_eval) -> Dict:
+    if callable(pipeline) and not isinstance(pipeline, beam.Pipeline):
+        pipeline = pipeline()
+    build_pipeline(pipeline, sources, patch_options, staging, frame_stride, max_frames, progress_dir)
+    if progress_dir:
+        with MarkerProgress(progress_dir, sources, frame_stride, max_frames):
+            result = pipeline.run()
+            result.wait_until_finish()
+    else:
+        result = pipeline.run()
+        result.wait_until_finish()
+    statuses = read_statuses(staging)
+    if len(statuses) != len(sources):
+        raise PatchDatasetError(f"internal: {len(sources)} sources but {len(statuses)} statuses")
+    if sum(st["pairs"] for st in statuses) == 0:
+        reasons = "; ".join(f"{st['source']}: {st['reason']}" for st in statuses[:10])
+        more = f" (and {len(statuses) - 10} more)" if len(statuses) > 10 else ""
+        raise PatchDatasetError(f"no valid input: all {len(statuses)} inputs failed: {reasons}{more}")
+    if require_eval and not any(st["pairs"] for st in statuses if st["split"] == "eval"):
+        failed = [f"{st['source']}: {st['reason']}" for st in statuses if st["split"] == "eval" and st["reason"]]
+        why = f" (its sources failed: {'; '.join(failed[:3])})" if failed else ""
+        raise PatchDatasetError(f"the eval split got no pairs{why}; add inputs, or pass --eval-fraction 0 for a "
+                                "dataset without one")
+    manifest_base = dict(manifest_base, beam_counters=beam_counters(result))
+    return finalize(output, staging, statuses, manifest_base, overwrite)
 
 
 def count_records(output: str) -> Dict:

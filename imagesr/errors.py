@@ -14,6 +14,14 @@ class UserError(ValueError):
     """Bad input or a bad option; the message names the file or the option and says why."""
 
 
+def check_keys(given, cls, what: str) -> None:
+    """Refuse keys that are not fields of the dataclass ``cls``: a misspelt setting must not
+    be ignored silently."""
+    unknown = set(given) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise UserError(f"unknown {what} {sorted(unknown)} (known: {sorted(cls.__dataclass_fields__)})")
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that the same clean-up runs (partial outputs removed)."""
 

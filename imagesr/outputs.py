@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import secrets
+import tempfile
 from typing import Optional
 
 from imagesr.errors import UserError
@@ -111,3 +113,20 @@ class OutputLock:
     def __exit__(self, *exc):
         self.release()
         return False
+
+
+@contextlib.contextmanager
+def temporary_files_in(folder: str):
+    """Within the block, this process's and its children's temporary files (``TMPDIR``) go to
+    ``folder``, so a run's leftovers stay in a place of its own (removed with it)."""
+    os.makedirs(folder, exist_ok=True)
+    saved = (os.environ.get("TMPDIR"), tempfile.tempdir)
+    os.environ["TMPDIR"], tempfile.tempdir = folder, folder
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = saved[1]
+        if saved[0] is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved[0]

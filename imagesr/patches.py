@@ -18,7 +18,7 @@ from typing import Dict, Iterator, Tuple
 
 import numpy as np
 
-from imagesr.errors import UserError
+from imagesr.errors import UserError, check_keys
 from imagesr.records import PatchPair
 from imagesr.resize import crop_to_multiple, downscale, imresize
 from imagesr.scale import Scale
@@ -168,8 +168,5 @@ def split_options(options: dict):
     """(PatchOptions, job options) from one JSON-able dict, rejecting unknown keys."""
     options = dict(options)
     job = {k: options.pop(k, v) for k, v in JOB_OPTIONS.items()}
-    unknown = set(options) - set(PatchOptions.__dataclass_fields__)
-    if unknown:
-        raise UserError(f"unknown patch options {sorted(unknown)} (known: {sorted(PatchOptions.__dataclass_fields__)} "
-                         f"and {sorted(JOB_OPTIONS)})")
+    check_keys(options, PatchOptions, f"patch options (besides {', '.join(sorted(JOB_OPTIONS))})")
     return PatchOptions(**options), job

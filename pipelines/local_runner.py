@@ -9,6 +9,7 @@ from typing import Dict
 
 from tfx import v1 as tfx
 
+from imagesr.outputs import temporary_files_in
 from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_pipeline
 
 log = logging.getLogger(__name__)
@@ -34,18 +35,12 @@ def run(config: PipelineConfig) -> Dict:
     # TFX's and Beam's temporary files (a packaged build of the user code per run, among
     # others) go to a folder of this run's own, removed whatever the outcome.
     tmp = tempfile.mkdtemp(prefix=".tmp-run-", dir=config.root)
-    saved = (os.environ.get("TMPDIR"), tempfile.tempdir)
-    os.environ["TMPDIR"], tempfile.tempdir = tmp, tmp
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        with temporary_files_in(tmp):
+            tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as e:  # noqa: BLE001 - reported with the run's state below
         error = e
     finally:
-        tempfile.tempdir = saved[1]
-        if saved[0] is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = saved[0]
         shutil.rmtree(tmp, ignore_errors=True)
     seconds = time.perf_counter() - t0
     new = [r for r in runs.list_runs(config.metadata_path) if r["run_id"] not in before]

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 from tfx import v1 as tfx
 
-from imagesr.errors import UserError
+from imagesr.errors import check_keys
 from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_pipeline
 
 BEAM_COMPONENTS = ("PatchExampleGen", "StatisticsGen")
@@ -41,9 +41,7 @@ class CloudConfig:
             return cls()
         with open(path) as f:
             data = json.load(f)
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise UserError(f"unknown cloud config keys {sorted(unknown)}")
+        check_keys(data, cls, "cloud config keys")
         return cls(**data)
 
     def dataflow_args(self) -> List[str]:

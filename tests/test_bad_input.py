@@ -180,19 +180,10 @@ def test_patches_refuses_a_folder_of_other_files_and_a_file(tmp_path, capsys):
 def test_killed_patch_run_leaves_its_leftovers_in_one_place_and_the_next_run_removes_them(tmp_path):
     """kill -9 mid-run: nothing outside the output's staging folder (Beam's and the
     progress markers' temporary files included); the next run removes it and succeeds."""
-    src = tmp_path / "imgs"
-    src.mkdir()
-    for i in range(6):
-        write_png(src / f"{i}.png", smooth_image(240, 320, seed=i))
     out, tmp = tmp_path / "ds", tmp_path / "tmp"
     tmp.mkdir()
     env = dict(os.environ, TMPDIR=str(tmp))
-    proc = _cli("patches", "--input", src, "--output", out, "--scales", "2", "3", "4", "--patch-size", "24",
-                "--stride", "12", "--workers", "1", "--eval-fraction", "0", env=env, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out.exists() and any(n.startswith(".staging-") for n in os.listdir(out))):
-        time.sleep(0.05)
-    time.sleep(1.0)
+    src, proc = _busy_patch_job(tmp_path, out, env)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert [n for n in os.listdir(out) if not n.startswith(".staging-")] == []  # nothing that looks like data
@@ -201,6 +192,22 @@ def test_killed_patch_run_leaves_its_leftovers_in_one_place_and_the_next_run_rem
     assert proc.returncode == 0, err
     assert not any(n.startswith(".staging-") for n in os.listdir(out)) and "manifest.json" in os.listdir(out)
     assert os.listdir(tmp) == []
+
+
+def _busy_patch_job(tmp_path, out, env=None):
+    """A patch job (its own process group) that has started staging and has work left."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(6):
+        write_png(src / f"{i}.png", smooth_image(240, 320, seed=i))
+    proc = _cli("patches", "--input", src, "--output", out, "--scales", "2", "3", "4", "--patch-size", "24",
+                "--stride", "12", "--workers", "1", "--eval-fraction", "0", env=env, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and any(n.startswith(".staging-") for n in os.listdir(out))):
+        time.sleep(0.05)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the job ended before it could be stopped"
+    return src, proc
 
 
 # --------------------------------------------------------------------------- 4: the same input twice
@@ -455,17 +462,8 @@ def test_upscale_stopped_by_a_signal_leaves_nothing(tmp_path, sig, status, word)
 
 
 def test_patches_interrupted_leaves_nothing(tmp_path):
-    src = tmp_path / "imgs"
-    src.mkdir()
-    for i in range(6):
-        write_png(src / f"{i}.png", smooth_image(240, 320, seed=i))
     out = tmp_path / "ds"
-    proc = _cli("patches", "--input", src, "--output", out, "--scales", "2", "3", "4", "--patch-size", "24",
-                "--stride", "12", "--workers", "1", "--eval-fraction", "0", start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out.exists() and os.listdir(out)):
-        time.sleep(0.05)
-    time.sleep(1.0)
+    _, proc = _busy_patch_job(tmp_path, out)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

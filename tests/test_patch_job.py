@@ -359,7 +359,9 @@ def test_progress_weighs_sources_by_their_work(media_dir, tmp_path, capsys):
     marker._estimate()
     video = next(s.source_id for s in sources if s.kind == "video")
     _write_progress(str(tmp_path), statuses[video])
-    marker.line.t0 -= 10  # 10 s elapsed
+    # 10 s elapsed, counted from now: the header probes above take real time (seconds on a
+    # loaded machine), which would otherwise inflate the ETA by that time over the share
+    marker.line.t0 = time.perf_counter() - 10
     marker._show()
     line = capsys.readouterr().err
     share = statuses[video]["megapixels"] / sum(st["megapixels"] for st in statuses.values())

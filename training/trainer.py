@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from imagesr.errors import UserError
+from imagesr.errors import UserError, check_keys
 from imagesr.scale import Scale
 from imagesr.scale import scales as scales_of
 
@@ -72,9 +72,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Dict) -> "TrainConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:  # a misspelt knob must not be ignored silently
-            raise UserError(f"unknown training options {sorted(unknown)} (known: {sorted(cls.__dataclass_fields__)})")
+        check_keys(d, cls, "training options")
         return cls(**d)
 
 
@@ -144,8 +142,9 @@ def _fit_to_budget(model, data, config: "TrainConfig", steps: int, compile_args:
     the steps/s are not known before the step is compiled. Instead the learning rate is a
     variable set at the start of every short epoch (``BUDGET_EPOCH_STEPS``): a linear warm-up
     over the first ``warmup`` steps (or 5% of the time, if sooner) times a cosine over the
-    fraction of the budget used since the compilation ended. One compilation; ``steps`` stays
-    the upper bound.
+    fraction of the budget that will have been used by the end of that epoch (the last epoch's
+    duration predicts the next), so the epoch the budget ends in runs at the annealed rate
+    however slow the machine is. One compilation; ``steps`` stays the upper bound.
     """
     import keras
 
@@ -161,9 +160,13 @@ def _fit_to_budget(model, data, config: "TrainConfig", steps: int, compile_args:
             clock["t0"] = time.perf_counter()
 
         def on_epoch_begin(self, epoch, logs=None):
+            now = time.perf_counter()
+            last, clock["epoch_start"] = clock.get("epoch_start"), now
             if "first" not in clock:
                 return  # epoch 0: the warm-up rate set at compile time
-            used = time.perf_counter() - clock["first"]
+            # this epoch will take about as long as the last (not counting the compilation)
+            ahead = now - last if last is not None and last >= clock["first"] else 0.0
+            used = now + ahead - clock["first"]
             frac = min(1.0, used / max(budget - (clock["first"] - clock["t0"]), 1e-6))
             warm = min(1.0, max((epoch + 1) * epoch_steps / warmup, frac / 0.05))  # steps, or 5% of the time
             self.model.optimizer.learning_rate = peak * warm * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * frac)))
