@@ -22,6 +22,10 @@ class EvaluatorConfig:
     timing_input: Sequence[int] = (720, 1280)
     timing_output: Sequence[int] = (1080, 1920)
     timing_video: Optional[str] = None  # default: the built-in 720p sample clip
+    # The real-video benchmark: every benchmark again with its LR made by this degradation
+    # (imagesr.degrade; None: off), blessed against bicubic through the same path by its margin.
+    real_video: Optional[str] = "h264-crf23+bicubic"
+    real_video_margin_db: float = 0.0
 
     @classmethod
     def from_dict(cls, d: Dict) -> "EvaluatorConfig":

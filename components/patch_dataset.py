@@ -168,6 +168,14 @@ def read_statuses(staging: str) -> List[Dict]:
     return sorted(statuses, key=lambda s: s["source"])
 
 
+def _sum_by(statuses: List[Dict], key: str) -> Dict[str, int]:
+    out: Dict[str, int] = defaultdict(int)
+    for st in statuses:
+        if st["pairs"]:
+            out[st.get(key, "clean")] += st["pairs"]
+    return out
+
+
 def dataset_counts(statuses: List[Dict]) -> Dict:
     by = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
     by_split = defaultdict(int)
@@ -183,8 +191,11 @@ def dataset_counts(statuses: List[Dict]) -> Dict:
         "sources": {
             "total": len(statuses),
             "ok": sum(st["status"] == "ok" for st in statuses),
-            "failed": sum(st["status"] != "ok" for st in statuses),
+            "partial": sum(st["status"] == "partial" for st in statuses),  # records up to a failure: kept, counted
+            "failed": sum(st["status"] == "failed" for st in statuses),
         },
+        # the mix of degradations (imagesr.degrade): pairs per degradation name
+        "pairs_by_degradation": dict(sorted(_sum_by(statuses, "degradation").items())),
         "frames": sum(st["frames"] for st in statuses),
         "megapixels": round(sum(st["megapixels"] for st in statuses), 3),
     }
@@ -296,7 +307,8 @@ def finalize(output: str, staging: str, statuses: List[Dict], manifest_base: Dic
         files[split] = [d.rsplit("/", 1)[-1] for d in dest]
     dead = [st for st in statuses if st["status"] != "ok"]
     write_text(join(output, DEAD_LETTER), "".join(
-        json.dumps({"source": d["source"], "path": d["path"], "kind": d["kind"], "reason": d["reason"]}) + "\n" for d in dead))
+        json.dumps({"source": d["source"], "path": d["path"], "kind": d["kind"], "status": d["status"],
+                    "pairs_kept": d["pairs"], "reason": d["reason"]}) + "\n" for d in dead))
     manifest = dict(manifest_base)
     manifest.update(counts=counts, files=files, dead_letter=DEAD_LETTER, inputs=statuses,
                     finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))

@@ -66,6 +66,7 @@ def PatchExampleGen(
     for split in SPLITS:
         examples.set_int_custom_property(f"pairs_{split}", c["pairs_by_split"][split])
     examples.set_int_custom_property("sources_ok", c["sources"]["ok"])
+    examples.set_int_custom_property("sources_partial", c["sources"]["partial"])
     examples.set_int_custom_property("sources_failed", c["sources"]["failed"])
     log.info("PatchExampleGen: %d pairs (%s) from %d sources (%d failed)", c["pairs"], c["pairs_by_split"],
              c["sources"]["total"], c["sources"]["failed"])

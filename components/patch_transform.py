@@ -24,13 +24,12 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from imagesr.patches import PatchOptions
-from imagesr.sources import Source, process_source
+from imagesr.sources import Source, SourceRun
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "eval")
 STATUS_TAG = "status"
-RECORDS_PER_ELEMENT = 1024
 
 
 class BeamFS:
@@ -114,15 +113,15 @@ def use_fast_crc32c() -> None:
 
 
 class ProcessSourceFn(beam.DoFn):
-    """Source (JSON dict) -> ('train'|'eval', [record bytes]) plus a status on STATUS_TAG."""
+    """Source (JSON dict) -> ('train'|'eval', [one frame's record bytes]) per frame, then its
+    status on STATUS_TAG."""
 
     def __init__(self, options: Dict, frame_stride: int, max_frames: Optional[int], progress_dir: Optional[str] = None):
         self._options = options
         self._frame_stride = frame_stride
         self._max_frames = max_frames
         self._progress_dir = progress_dir
-        self.sources_ok = Metrics.counter("imagesr", "sources_ok")
-        self.sources_failed = Metrics.counter("imagesr", "sources_failed")
+        self.sources = {s: Metrics.counter("imagesr", f"sources_{s}") for s in ("ok", "partial", "failed")}
         self.frames = Metrics.counter("imagesr", "frames")
 
     def setup(self):
@@ -131,23 +130,21 @@ class ProcessSourceFn(beam.DoFn):
         use_fast_crc32c()
 
     def process(self, source_json: Dict):
-        src = Source.from_json(source_json)
-        outcome = process_source(
-            src, self._patch_options, self._frame_stride, self._max_frames, self._fs
-        )
-        st = outcome.status
-        (self.sources_ok if st["status"] == "ok" else self.sources_failed).inc()
+        run = SourceRun(Source.from_json(source_json), self._patch_options, self._frame_stride, self._max_frames,
+                        self._fs)
+        # Frame by frame: a long video's records leave the worker as they are cut (the writes
+        # are fused with this step), so memory holds one frame's records.
+        for records in run.records():
+            yield run.split, records
+        st = run.status
+        self.sources[st["status"]].inc()
         self.frames.inc(st["frames"])
-        Metrics.counter("imagesr", f"pairs_{outcome.split}").inc(st["pairs"])
+        Metrics.counter("imagesr", f"pairs_{run.split}").inc(st["pairs"])
         for scale, n in st["pairs_by_scale"].items():
             if n:
-                Metrics.counter("imagesr", f"pairs_{st['dataset']}_{outcome.split}_x{scale}").inc(n)
+                Metrics.counter("imagesr", f"pairs_{st['dataset']}_{run.split}_x{scale}").inc(n)
         if self._progress_dir:
             _write_progress(self._progress_dir, st)
-        # Emitted only after the whole source succeeded (nothing half-written), in chunks so
-        # that no single element holds a whole long video's records.
-        for i in range(0, len(outcome.records), RECORDS_PER_ELEMENT):
-            yield outcome.split, outcome.records[i : i + RECORDS_PER_ELEMENT]
         yield beam.pvalue.TaggedOutput(STATUS_TAG, st)
 
 

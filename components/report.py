@@ -86,7 +86,8 @@ def _plot(metrics: Dict) -> str:
     return "".join(svg)
 
 
-def _crops(models: Dict, folder: str, scale: Optional[float], count: int = 2, size: int = 64) -> str:
+def _crops(models: Dict, folder: str, scale: Optional[float], count: int = 2, size: int = 64,
+           degradation: Optional[str] = None) -> str:
     if scale is None:
         return ""
     files = evaluation.list_images(folder)[:count]
@@ -95,7 +96,7 @@ def _crops(models: Dict, folder: str, scale: Optional[float], count: int = 2, si
         hr = evaluation.load_hr(path)
         hr = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr
         hr = resize.crop_to_multiple(hr, scale)
-        lr = resize.downscale(hr, scale)
+        lr = evaluation.degraded_lr(hr, scale, degradation)
         bic = models["bicubic"](lr, hr.shape[:2])
         sr = models["candidate"](lr, hr.shape[:2])
         # the window where the model removes the most error relative to bicubic (coarse grid)
@@ -112,11 +113,14 @@ def _crops(models: Dict, folder: str, scale: Optional[float], count: int = 2, si
         imgs = "".join(
             f'<figure><img src="{_png_data_uri(np.ascontiguousarray(a[y:y + size, x:x + size]))}"/><figcaption>{n}</figcaption></figure>'
             for n, a in cells)
-        out.append(f"<div class='crops'><h4>{html.escape(os.path.basename(path))} x{scale:g}, region ({x}, {y})</h4>{imgs}</div>")
+        how = f", LR by {html.escape(degradation)}" if degradation else ""
+        out.append(f"<div class='crops'><h4>{html.escape(os.path.basename(path))} x{scale:g}{how}, region ({x}, {y})</h4>"
+                   f"{imgs}</div>")
     return "".join(out)
 
 
-def write_report(path: str, metrics: Dict, models: Dict, crop_folder: str, crop_scale: Optional[float]) -> str:
+def write_report(path: str, metrics: Dict, models: Dict, crop_folder: str, crop_scale: Optional[float],
+                 real_video: Optional[str] = None) -> str:
     verdict = "BLESSED" if metrics["blessed"] else "NOT BLESSED"
     color = "#2ca02c" if metrics["blessed"] else "#d62728"
     timing_rows = "".join(
@@ -147,6 +151,7 @@ batch {setup['batch']}, median of {setup['repeats']} after a warm-up, on this ma
 {_plot(metrics)}
 <h2>Side by side (bicubic / model / ground truth, 3x zoom)</h2>
 {_crops(models, crop_folder, crop_scale)}
+{f"<h2>Side by side on real-video input ({html.escape(real_video)})</h2>" + _crops(models, crop_folder, crop_scale, degradation=real_video) if real_video else ""}
 <h2>Models</h2>
 <ul>{''.join(f"<li>{role}: {html.escape(str(m['path']))}</li>" for role, m in metrics['models'].items())}</ul>
 </body></html>

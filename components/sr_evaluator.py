@@ -27,8 +27,9 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from imagesr import evaluation, media
+from imagesr import evaluation, fs, media
 from imagesr.components.evaluator_config import EvaluatorConfig
+from imagesr.errors import UserError
 from imagesr.media import write_image
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,10 @@ def _scales_for(up, scales: Sequence[float]) -> List[float]:
 
 def _eval_split_frames(examples_uri: str, limit: int, dest: str) -> int:
     """First frame of each eval-split source listed in the dataset manifest, as PNGs in ``dest``."""
-    path = os.path.join(examples_uri, "manifest.json")
-    if not os.path.exists(path):
+    path = fs.join(examples_uri, "manifest.json")
+    if not fs.exists(path):
         return 0
-    with open(path) as f:
-        inputs = json.load(f)["inputs"]
+    inputs = json.loads(fs.read_text(path))["inputs"]
     n = 0
     for st in inputs:
         if n >= limit:
@@ -52,8 +52,10 @@ def _eval_split_frames(examples_uri: str, limit: int, dest: str) -> int:
         if st["split"] != "eval" or st["status"] != "ok":
             continue
         try:
-            frame = next(media.iter_frames(os.path.dirname(st["path"]) if st["kind"] == "frames" else st["path"], limit=1))
-        except (media.MediaError, StopIteration, OSError):
+            source = os.path.dirname(st["path"]) if st["kind"] == "frames" else st["path"]
+            with fs.local_tree(source) as local:
+                frame = next(media.iter_frames(local, limit=1))
+        except (UserError, StopIteration, OSError):
             continue
         write_image(os.path.join(dest, f"{n:03d}.png"), frame)
         n += 1
@@ -89,12 +91,18 @@ def time_upscaler(up, frames: np.ndarray, out_size, batch: int, repeats: int) ->
 def evaluate_model(model_dir: str, out_dir: str, config: EvaluatorConfig = None, baseline_dir: Optional[str] = None,
                    examples_uri: Optional[str] = None) -> Dict:
     """Evaluate the model in ``model_dir`` (against bicubic and a baseline); write metrics.json,
-    per_image.csv and report.html into ``out_dir``; return the metrics with the blessing."""
+    per_image.csv and report.html into ``out_dir``; return the metrics with the blessing. Any of
+    the paths may be on gs:// (models staged locally, outputs uploaded when complete)."""
+    config = config or EvaluatorConfig()
+    with fs.staged_folder(out_dir) as local_out:  # uploaded at the end when out_dir is gs://
+        return _evaluate_into(model_dir, local_out, config, baseline_dir, examples_uri)
+
+
+def _evaluate_into(model_dir: str, out_dir: str, config: EvaluatorConfig, baseline_dir: Optional[str],
+                   examples_uri: Optional[str]) -> Dict:
     from imagesr.components.report import write_report
     from imagesr.training.serving import load_upscaler
 
-    config = config or EvaluatorConfig()
-    os.makedirs(out_dir, exist_ok=True)
     models = {"candidate": load_upscaler(model_dir), "bicubic": load_upscaler("bicubic")}
     if baseline_dir:
         models["baseline"] = load_upscaler(baseline_dir)
@@ -106,12 +114,12 @@ def evaluate_model(model_dir: str, out_dir: str, config: EvaluatorConfig = None,
     scales = _scales_for(models["candidate"], config.scales)
     rows, per_image = [], []
 
-    def run(folder: str, name: str, s_list: Sequence[float]):
+    def run(folder: str, name: str, s_list: Sequence[float], degradation=None):
         for role, up in models.items():
             ok = [s for s in s_list if up.supports(s)]
             if not ok:
                 continue
-            for r in evaluation.evaluate_folder(folder, ok, up.evaluation_upscaler):
+            for r in evaluation.evaluate_folder(folder, ok, up.evaluation_upscaler, degradation=degradation):
                 rows.append({"benchmark": name, "scale": r.scale, "model": role, "psnr_y": r.psnr_y,
                              "ssim_y": r.ssim_y, "images": r.images})
                 per_image.extend({"benchmark": name, "scale": i.scale, "model": role, "image": i.image,
@@ -119,6 +127,9 @@ def evaluate_model(model_dir: str, out_dir: str, config: EvaluatorConfig = None,
 
     for folder in benchmarks:
         run(folder, os.path.basename(os.path.normpath(folder)), scales)
+        if config.real_video:  # the same images through the real-video path (codec, another kernel)
+            run(folder, f"{os.path.basename(os.path.normpath(folder))} [{config.real_video}]", scales,
+                config.real_video)
     notes = []
     with tempfile.TemporaryDirectory(prefix="imagesr-evalsplit-") as tmp:
         n = _eval_split_frames(examples_uri, config.max_eval_frames, tmp) if examples_uri else 0
@@ -154,7 +165,8 @@ def evaluate_model(model_dir: str, out_dir: str, config: EvaluatorConfig = None,
         w = csv.DictWriter(f, fieldnames=["benchmark", "scale", "model", "image", "psnr_y", "ssim_y"])
         w.writeheader()
         w.writerows(per_image)
-    write_report(os.path.join(out_dir, "report.html"), metrics, models, benchmarks[0], scales[0] if scales else None)
+    write_report(os.path.join(out_dir, "report.html"), metrics, models, benchmarks[0], scales[0] if scales else None,
+                 real_video=config.real_video)
     return metrics
 
 
@@ -168,11 +180,12 @@ def decide(rows: List[Dict], timing: Dict, config: EvaluatorConfig):
         return False, ["the candidate could not be evaluated on any benchmark"]
     for b, s in keys:
         cand, bic = table[(b, s, "candidate")], table.get((b, s, "bicubic"))
+        margin = config.real_video_margin_db if b.endswith("]") else config.margin_db  # "<bench> [<degradation>]"
         if bic is not None:
-            good = cand >= bic + config.margin_db
+            good = cand >= bic + margin
             ok &= good
             reasons.append(f"{b} x{s:g}: {cand:.2f} dB vs bicubic {bic:.2f} dB "
-                           f"({'beats' if good else 'does not beat'} it by the margin {config.margin_db} dB)")
+                           f"({'beats' if good else 'does not beat'} it by the margin {margin} dB)")
         base = table.get((b, s, "baseline"))
         if base is not None:
             good = cand >= base - config.tolerance_db
@@ -198,17 +211,18 @@ Parameter = tfx.dsl.components.Parameter
 @tfx.dsl.components.component
 def SREvaluator(
     model: InputArtifact[standard_artifacts.Model],
-    examples: InputArtifact[standard_artifacts.Examples],
     evaluation: OutputArtifact[standard_artifacts.ModelEvaluation],
     blessing: OutputArtifact[standard_artifacts.ModelBlessing],
     config: Parameter[str] = "{}",
+    examples: InputArtifact[standard_artifacts.Examples] = None,
     baseline_model: InputArtifact[standard_artifacts.Model] = None,
 ) -> None:
-    """Evaluate the Trainer's model against bicubic and the latest blessed model; bless or not."""
+    """Evaluate the Trainer's (or an imported) model against bicubic and the latest blessed
+    model; bless or not. ``examples``: the run's patch dataset, for its eval-split frames."""
     cfg = EvaluatorConfig.from_dict(json.loads(config))
     model_dir = path_utils.serving_model_dir(model.uri)
     baseline_dir = path_utils.serving_model_dir(baseline_model.uri) if baseline_model is not None else None
-    metrics = evaluate_model(model_dir, evaluation.uri, cfg, baseline_dir, examples.uri)
+    metrics = evaluate_model(model_dir, evaluation.uri, cfg, baseline_dir, examples.uri if examples else None)
     blessed = metrics["blessed"]
     blessing.set_int_custom_property("blessed", 1 if blessed else 0)
     blessing.set_string_custom_property("current_model", model.uri)

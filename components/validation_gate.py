@@ -5,11 +5,12 @@ that do not follow ``schemas/schema.pbtxt``.
 """
 
 
-import os
 from typing import Dict, List
 
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
+
+from imagesr import fs
 
 InputArtifact = tfx.dsl.components.InputArtifact
 
@@ -24,11 +25,10 @@ def read_anomalies(anomalies_artifact) -> Dict[str, List[str]]:
 
     found: Dict[str, List[str]] = {}
     for split in artifact_utils.decode_split_names(anomalies_artifact.split_names):
-        path = os.path.join(artifact_utils.get_split_uri([anomalies_artifact], split), "SchemaDiff.pb")
-        if not os.path.exists(path):  # fail closed: no report is not a clean report
+        path = fs.join(artifact_utils.get_split_uri([anomalies_artifact], split), "SchemaDiff.pb")
+        if not fs.isfile(path):  # fail closed: no report is not a clean report
             raise SchemaAnomalies(f"[{split}] no anomalies report at {path}: the records were not validated")
-        with open(path, "rb") as f:
-            anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+        anomalies = anomalies_pb2.Anomalies.FromString(fs.read_bytes(path))
         msgs = [f"feature {name!r}: {info.short_description}: {info.description}"
                 for name, info in sorted(anomalies.anomaly_info.items())]
         if anomalies.HasField("dataset_anomaly_info"):

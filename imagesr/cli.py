@@ -103,10 +103,10 @@ def _cmd_evaluate(args) -> int:
         if not up.supports(s):
             raise UsageError(f"{args.model} is a x{up.scale:g} model; it cannot be evaluated at x{s:g}")
     t0 = time.perf_counter()
-    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler)
+    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler, degradation=args.degradation)
     if args.json:
         print(json.dumps(evaluation.results_json(args.dataset, results, model=args.model, kind=up.kind,
-                                                 parameters=up.parameters)))
+                                                 parameters=up.parameters, degradation=args.degradation or "clean")))
     else:
         print(evaluation.format_table(results, f"{up.kind} ({up.parameters:,} parameters) on {args.dataset}"))
         print(f"({time.perf_counter() - t0:.1f} s)")
@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="a shipped model's name (imagesr models), model dir, .keras file, or 'bicubic'")
     e.add_argument("--dataset", required=True, help="folder of HR images")
     e.add_argument("--scales", type=scale_arg, nargs="+", default=None, help="default: the model's scale, or 2 3 4")
+    e.add_argument("--degradation", default=None, metavar="NAME",
+                   help="make the LR through this degradation instead of the MATLAB bicubic: e.g. "
+                        "'h264-crf23+bicubic' (real video: ffmpeg's bicubic, then H.264 CRF 23), 'jpeg-q75+area'")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
 

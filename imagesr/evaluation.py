@@ -12,6 +12,7 @@ one channel.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
@@ -24,6 +25,7 @@ from PIL import Image
 
 from imagesr import metrics, resize
 from imagesr.media import IMAGE_EXTENSIONS, MediaError, decode_image
+from imagesr.scale import Scale
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +104,33 @@ def too_small(hr: np.ndarray, scale: float) -> bool:
     return min(h, w) - 2 * int(math.ceil(scale)) < SSIM_WINDOW
 
 
-def evaluate_image(hr: np.ndarray, scale: float, upscaler: Upscaler) -> tuple:
-    """(psnr_y, ssim_y) of ``upscaler`` on one HR image at ``scale`` under the protocol."""
+def degraded_lr(rgb: np.ndarray, scale, degradation=None) -> np.ndarray:
+    """The LR of an HR image already cropped to the scale's modulus: the MATLAB bicubic (the
+    protocol), or through a named degradation (:mod:`imagesr.degrade`: the real-video path)."""
+    from imagesr import degrade
+
+    deg = degrade.parse(degradation) if isinstance(degradation, (str, type(None))) else degradation
+    if deg == degrade.CLEAN:
+        return resize.downscale(rgb, scale)
+    # Every model is measured on the same images: encode each once (ffmpeg runs), not per model.
+    key = (hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest(), rgb.shape, str(Scale(scale)), deg.name)
+    if key not in _DEGRADED:
+        s = Scale(scale)
+        if len(_DEGRADED) >= 64:
+            _DEGRADED.pop(next(iter(_DEGRADED)))
+        _DEGRADED[key] = degrade.apply([rgb], (s.lr_side(rgb.shape[0]), s.lr_side(rgb.shape[1])), deg)[0]
+    return _DEGRADED[key]
+
+
+_DEGRADED: Dict = {}
+
+
+def evaluate_image(hr: np.ndarray, scale: float, upscaler: Upscaler, degradation=None) -> tuple:
+    """(psnr_y, ssim_y) of ``upscaler`` on one HR image at ``scale`` under the protocol (LR by
+    ``degradation``: None/"clean" is the MATLAB bicubic)."""
     hr = resize.crop_to_multiple(hr, scale)
     rgb = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr
-    lr = resize.downscale(rgb, scale)
+    lr = degraded_lr(rgb, scale, degradation)
     sr = np.asarray(upscaler(lr, rgb.shape[:2], scale))
     if sr.shape[:2] != rgb.shape[:2]:
         raise ValueError(f"upscaler returned {sr.shape[:2]}, expected {rgb.shape[:2]}")
@@ -124,6 +148,7 @@ def evaluate_folder(
     scales: Sequence[float] = (2, 3, 4),
     upscaler: Upscaler = bicubic_upscaler,
     progress: Optional[Callable[[str], None]] = None,
+    degradation=None,
 ) -> List[ScaleResult]:
     """Mean Y-PSNR/SSIM per scale of ``upscaler`` over the HR images in ``dataset``. Images
     too small for a scale are skipped with a warning naming them (and listed in the result);
@@ -139,7 +164,7 @@ def evaluate_folder(
                             hr.shape[1], hr.shape[0], s)
                 skipped.append(name)
                 continue
-            p, q = evaluate_image(hr, float(s), upscaler)
+            p, q = evaluate_image(hr, float(s), upscaler, degradation)
             per.append(ImageResult(name, float(s), p, q))
             if progress:
                 progress(f"x{s} {name}: {p:.2f} dB")

@@ -20,7 +20,7 @@ import numpy as np
 
 from imagesr.errors import UserError, check_keys
 from imagesr.records import PatchPair
-from imagesr.resize import crop_to_multiple, downscale, imresize
+from imagesr.resize import crop_to_multiple, downscale, imresize, imresize_stack
 from imagesr.scale import Scale
 from imagesr.scale import scales as scales_of
 
@@ -37,6 +37,7 @@ class PatchOptions:
     min_std: float = 4.0  # drop patches whose HR luma std is below this (0..255 levels)
     max_patches_per_frame: int = 0  # per scale; 0 = no cap
     dihedral: str = "none"  # none | random (one of 8 per patch) | all (8 variants per patch)
+    degradation: str = "clean"  # clean | realistic | mixed (imagesr.degrade: drawn per source, seeded)
     residual: bool = False
     seed: int = 0
 
@@ -51,6 +52,10 @@ class PatchOptions:
             for name, v in (("patch_size", self.patch_size), ("stride", self.stride)):
                 if v <= 0 or v % m:
                     raise UserError(f"{name}={v} must be a positive multiple of {m} for scale {s}")
+        from imagesr.degrade import MODES as DEGRADATION_MODES
+
+        if self.degradation not in DEGRADATION_MODES:
+            raise UserError(f"degradation must be one of {DEGRADATION_MODES}, got {self.degradation!r}")
         if self.dihedral not in DIHEDRAL_MODES:
             raise UserError(f"dihedral must be one of {DIHEDRAL_MODES}, got {self.dihedral!r}")
         if self.min_std < 0 or self.max_patches_per_frame < 0:
@@ -93,6 +98,7 @@ def sample_frame(
     frame_index: int = 0,
     stats: Dict[float, FrameStats] = None,
     lr_frames: Dict[float, np.ndarray] = None,
+    degradation: str = "clean",
 ) -> Iterator[PatchPair]:
     """Yield the patch pairs of one HR frame for every scale in ``options``.
 
@@ -135,24 +141,31 @@ def sample_frame(
         if cap and len(keep) > cap:
             keep = np.sort(rng.choice(keep, size=cap, replace=False))
             st.capped = st.candidates - st.flat - cap
-        lp = int(round(p / s))
+        scale = Scale(s)
+        lp = scale.lr_side(p)
+        items = []  # (y, x, dihedral variant), in the order the seeded draws are made
         for i in keep:
             y, x = int(yy[i]), int(xx[i])
-            ly, lx = int(round(y / s)), int(round(x / s))
-            hr_patch = hr[y : y + p, x : x + p]
-            lr_patch = lr[ly : ly + lp, lx : lx + lp]
             if options.dihedral == "none":
                 variants = (0,)
             elif options.dihedral == "random":
                 variants = (int(rng.integers(8)),)
             else:
                 variants = range(8)
-            for k in variants:
-                hp, lpch = _dihedral(hr_patch, k), _dihedral(lr_patch, k)
-                residual = residual_target(lpch, hp) if options.residual else None
-                st.kept += 1
-                yield PatchPair(lr=lpch, hr=hp, scale=s, dataset=dataset, source=source,
-                                frame=frame_index, y=y, x=x, residual=residual)
+            items.extend((y, x, k) for k in variants)
+        if not items:
+            continue
+        hrs = [_dihedral(hr[y:y + p, x:x + p], k) for y, x, k in items]
+        lrs = [_dihedral(lr[scale.lr_side(y):scale.lr_side(y) + lp, scale.lr_side(x):scale.lr_side(x) + lp], k)
+               for y, x, k in items]
+        residuals = [None] * len(items)
+        if options.residual:  # the whole frame's patches in one bicubic, each as its own imresize
+            up = imresize_stack(np.stack(lrs), (p, p)).astype(np.int16)
+            residuals = np.stack(hrs).astype(np.int16) - up
+        for (y, x, _), hp, lpch, residual in zip(items, hrs, lrs, residuals):
+            st.kept += 1
+            yield PatchPair(lr=lpch, hr=hp, scale=s, dataset=dataset, source=source,
+                            frame=frame_index, y=y, x=x, residual=residual, degradation=degradation)
 
 
 def residual_target(lr_patch: np.ndarray, hr_patch: np.ndarray) -> np.ndarray:

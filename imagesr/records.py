@@ -36,9 +36,10 @@ from imagesr.errors import UserError
 
 FEATURE_KEYS = (
     "lr", "hr", "residual", "lr_height", "lr_width", "hr_height", "hr_width", "channels",
-    "scale", "dataset", "source", "frame", "y", "x",
+    "scale", "dataset", "source", "frame", "y", "x", "degradation",
 )
-REQUIRED_KEYS = tuple(k for k in FEATURE_KEYS if k != "residual")
+OPTIONAL_KEYS = ("residual", "degradation")  # records written before degradations existed are "clean"
+REQUIRED_KEYS = tuple(k for k in FEATURE_KEYS if k not in OPTIONAL_KEYS)
 
 
 class RecordError(UserError):
@@ -56,6 +57,7 @@ class PatchPair:
     y: int
     x: int
     residual: Optional[np.ndarray] = None  # int16 H x W x c
+    degradation: str = "clean"  # how the LR was made (imagesr.degrade: "clean", "h264-crf27+lanczos", ...)
 
 
 # --------------------------------------------------------------------------- protobuf wire
@@ -239,6 +241,7 @@ def encode_pair(p: PatchPair) -> bytes:
     parts = [
         _entry("channels", _int_feature(hr.shape[2])),
         _entry("dataset", _bytes_feature(p.dataset.encode())),
+        _entry("degradation", _bytes_feature(p.degradation.encode())),
         _entry("frame", _int_feature(p.frame)),
         _entry("hr", _bytes_feature(hr.tobytes())),
         _entry("hr_height", _int_feature(hr.shape[0])),
@@ -290,6 +293,7 @@ def decode_pair(data: bytes) -> PatchPair:
         y=int(_one(f, "y")),
         x=int(_one(f, "x")),
         residual=residual,
+        degradation=f["degradation"][0].decode() if f.get("degradation") else "clean",
     )
 
 

@@ -33,10 +33,12 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from imagesr import media
+from imagesr import degrade, media
 from imagesr.errors import UserError
 from imagesr.patches import FrameStats, PatchOptions, sample_frame
 from imagesr.records import encode_pair
+from imagesr.resize import crop_to_multiple
+from imagesr.scale import Scale
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +286,110 @@ def estimated_megapixels(src: Source, frame_stride: int = 5, max_frames: Optiona
         return None
 
 
+class SourceRun:
+    """One source's patch pairs, frame by frame, and its manifest entry once they are read.
+
+    ``records()`` yields each decoded frame's records (all in ``src.split``) as soon as the
+    frame is cut, so memory holds one frame's records, never a whole video's. It never raises
+    for bad input (a :class:`~imagesr.errors.UserError` or an OS error reading the file):
+    ``status`` then says ``failed`` (nothing was yielded) or ``partial`` (the frames decoded
+    before the failure were yielded, and counted: a video cut short keeps its good frames),
+    with the reason. Its counts are always those of the records yielded.
+    """
+
+    def __init__(self, src: Source, options: PatchOptions, frame_stride: int = 5, max_frames: Optional[int] = None,
+                 fs=None):
+        self.src, self.options, self.frame_stride, self.max_frames = src, options, frame_stride, max_frames
+        self.fs = fs or LocalFS()
+        self.split = src.split
+        self.degradation = degrade.draw(options.degradation, options.seed, src.source_id, src.kind) \
+            if src.kind != "invalid" else degrade.CLEAN
+        self.status = {
+            "source": src.source_id, "dataset": src.dataset, "kind": src.kind,
+            "path": src.paths[0] if src.paths else "", "split": src.split, "status": "ok", "reason": "", "frames": 0,
+            "pairs": 0, "pairs_by_scale": {str(s): 0 for s in options.scales}, "flat_patches": 0,
+            "frames_too_small": 0, "megapixels": 0.0,
+            "degradation": self.degradation.name if not src.lr_paths else "clean",
+        }
+
+    def _frames_with_lr(self, lr_official):
+        """(index, HR frame, {scale: LR frame} or None, degradation name): the clean path lets
+        the patch sampler degrade with the MATLAB bicubic (or use the dataset's official LR);
+        a realistic source is degraded here, :data:`DEGRADE_CHUNK` frames at a time, so that
+        a video codec compresses its LR frames as a sequence."""
+        frames = _iter_source_frames(self.src, self.fs, self.frame_stride, self.max_frames)
+        if self.degradation == degrade.CLEAN or lr_official:
+            for idx, frame in frames:
+                yield idx, frame, lr_official or None, "clean"
+            return
+        name = self.degradation.name
+        for c, chunk in enumerate(_chunks(frames, DEGRADE_CHUNK)):
+            lr = {}
+            for s in self.options.scales:
+                scale = Scale(s)
+                hrs = [crop_to_multiple(f, scale) for _, f in chunk]
+                h, w = hrs[0].shape[:2]
+                if h < self.options.patch_size or w < self.options.patch_size:
+                    continue  # the sampler counts the frame as too small
+                seed = int.from_bytes(hashlib.sha256(f"{self.options.seed}/{self.src.source_id}/{c}/{s}".encode())
+                                      .digest()[:8], "little")
+                lr[s] = degrade.apply(hrs, (scale.lr_side(h), scale.lr_side(w)), self.degradation, seed)
+            for k, (idx, frame) in enumerate(chunk):
+                yield idx, frame, {s: frames_lr[k] for s, frames_lr in lr.items()} or None, name
+
+    def records(self) -> Iterator[List[bytes]]:
+        src, options, status = self.src, self.options, self.status
+        t0 = time.perf_counter()
+        by_scale = status["pairs_by_scale"]
+        frame = None
+        try:
+            lr_frames = {}
+            for s, p in src.lr_paths:
+                with self.fs.open(p) as f:
+                    lr_frames[s if not float(s).is_integer() else int(s)] = media.decode_image(f.read(), name=p)
+            for idx, frame, lr, degradation in self._frames_with_lr(lr_frames):
+                status["frames"] += 1
+                status["megapixels"] += frame.shape[0] * frame.shape[1] / 1e6
+                stats: Dict[float, FrameStats] = {}
+                records = [encode_pair(pair) for pair in
+                           sample_frame(frame, options, src.dataset, src.source_id, idx, stats, lr, degradation)]
+                for s, st in stats.items():
+                    by_scale[str(s)] += st.kept
+                    status["flat_patches"] += st.flat
+                if all(st.candidates == 0 for st in stats.values()):
+                    status["frames_too_small"] += 1
+                if records:
+                    status["pairs"] += len(records)
+                    yield records
+            if not status["pairs"]:
+                if status["frames"] and status["frames_too_small"] == status["frames"]:
+                    h, w = frame.shape[:2]
+                    raise media.MediaError(src.paths[0], f"smaller than a patch ({w}x{h} < {options.patch_size} px "
+                                                         "after cropping)")
+                if status["frames"]:
+                    raise media.MediaError(src.paths[0], f"no patch passed the flatness filter (min_std={options.min_std})")
+                raise media.MediaError(src.paths[0], "no frames decoded")
+        except (UserError, OSError) as e:  # bad input; a bug (any other exception) fails the job
+            status.update(status="partial" if status["pairs"] else "failed", reason=str(e))
+        finally:
+            status["megapixels"] = round(status["megapixels"], 4)
+            status["seconds"] = round(time.perf_counter() - t0, 3)
+
+
+DEGRADE_CHUNK = 8  # frames of a sequence degraded (and compressed) together
+
+
+def _chunks(items, n: int):
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def process_source(
     src: Source,
     options: PatchOptions,
@@ -291,48 +397,8 @@ def process_source(
     max_frames: Optional[int] = None,
     fs=None,
 ) -> SourceOutcome:
-    """Decode one source and cut its patch pairs (into ``src.split``). Never raises for bad
-    media: a failure is a status ``failed`` with the reason and no records (nothing
-    half-emitted)."""
-    fs = fs or LocalFS()
-    split = src.split
-    t0 = time.perf_counter()
-    status = {
-        "source": src.source_id, "dataset": src.dataset, "kind": src.kind, "path": src.paths[0] if src.paths else "",
-        "split": split, "status": "ok", "reason": "", "frames": 0, "pairs": 0, "pairs_by_scale": {},
-        "flat_patches": 0, "frames_too_small": 0, "megapixels": 0.0,
-    }
-    records: List[bytes] = []
-    by_scale: Dict[str, int] = {str(s): 0 for s in options.scales}
-    try:
-        lr_frames = {}
-        for s, p in src.lr_paths:
-            with fs.open(p) as f:
-                lr_frames[s if not float(s).is_integer() else int(s)] = media.decode_image(f.read(), name=p)
-        for idx, frame in _iter_source_frames(src, fs, frame_stride, max_frames):
-            status["frames"] += 1
-            status["megapixels"] += frame.shape[0] * frame.shape[1] / 1e6
-            stats: Dict[float, FrameStats] = {}
-            for pair in sample_frame(frame, options, src.dataset, src.source_id, idx, stats, lr_frames or None):
-                records.append(encode_pair(pair))
-            for s, st in stats.items():
-                by_scale[str(s)] += st.kept
-                status["flat_patches"] += st.flat
-            if all(st.candidates == 0 for st in stats.values()):
-                status["frames_too_small"] += 1
-        if not records:
-            if status["frames"] and status["frames_too_small"] == status["frames"]:
-                h, w = frame.shape[:2]
-                raise media.MediaError(src.paths[0], f"smaller than a patch ({w}x{h} < {options.patch_size} px after cropping)")
-            if status["frames"]:
-                raise media.MediaError(src.paths[0], f"no patch passed the flatness filter (min_std={options.min_std})")
-            raise media.MediaError(src.paths[0], "no frames decoded")
-    except (UserError, OSError) as e:  # bad input; a bug (any other exception) fails the job
-        records = []
-        status.update(status="failed", reason=str(e), pairs=0)
-        by_scale = {k: 0 for k in by_scale}
-    status["pairs"] = len(records)
-    status["pairs_by_scale"] = by_scale
-    status["megapixels"] = round(status["megapixels"], 4)
-    status["seconds"] = round(time.perf_counter() - t0, 3)
-    return SourceOutcome(split=split, records=records, status=status)
+    """All of one source's records at once (:class:`SourceRun` holds them frame by frame; this
+    is for callers that want a list, such as small datasets and tests)."""
+    run = SourceRun(src, options, frame_stride, max_frames, fs)
+    records = [r for frame_records in run.records() for r in frame_records]
+    return SourceOutcome(split=run.split, records=records, status=run.status)

@@ -6,6 +6,8 @@ import os
 import sys
 from typing import Dict, Optional
 
+from imagesr.errors import UserError
+
 # No TFX import at module level: `imagesr --help` builds these parsers and must stay instant.
 
 
@@ -41,10 +43,13 @@ def _print_run(summary: Dict) -> None:
 
 
 def run_pipeline(args) -> int:
+    from imagesr import fs
     from imagesr.pipelines import local_runner
 
     cfg = _config(args)
-    summary = local_runner.run(cfg)
+    if args.import_model and not fs.exists(args.import_model):
+        raise UserError(f"--import-model {args.import_model}: no such model folder or file")
+    summary = local_runner.run(cfg, import_model=args.import_model)
     _print_run(summary)
     return 0 if summary["state"] == "COMPLETE" else 1
 
@@ -162,6 +167,9 @@ def add_parsers(sub) -> None:
     pls = pl.add_subparsers(dest="pipeline_command", metavar="ACTION")
     r = pls.add_parser("run", help="run the whole pipeline locally (LocalDagRunner, sqlite MLMD, DirectRunner)")
     common(r, inputs=True)
+    r.add_argument("--import-model", default=None, metavar="PATH",
+                   help="evaluate and push a model trained elsewhere (a model folder or .keras file, local or "
+                        "gs://) instead of making patches and training; its card's provenance is recorded")
     r.set_defaults(func=run_pipeline)
     c = pls.add_parser("compile-vertex", help="write the Vertex AI pipeline JSON (no cloud access needed)")
     common(c)

@@ -68,14 +68,21 @@ def load_config(path: Optional[str] = None, **overrides) -> PipelineConfig:
     return config
 
 
-def check(config: PipelineConfig) -> None:
+def check(config: PipelineConfig, importing: bool = False) -> None:
     """Every section checked the way its component will read it (unknown keys, bad values, a
-    training scale the patches do not make), in seconds, before TFX or Beam load."""
+    training scale the patches do not make), in seconds, before TFX or Beam load. ``importing``:
+    a run that evaluates and pushes a model trained elsewhere needs the evaluator's section only."""
     from imagesr.components.evaluator_config import EvaluatorConfig
     from imagesr.patches import split_options
     from imagesr.training.trainer import TrainConfig
 
     where = "pipeline config"
+    if importing:
+        try:
+            EvaluatorConfig.from_dict(config.evaluator)
+        except (TypeError, ValueError) as e:
+            raise UserError(f"{where} 'evaluator': {e}") from None
+        return
     try:
         patch_options, _ = split_options(config.patch)
     except (TypeError, ValueError) as e:

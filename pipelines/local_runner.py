@@ -5,12 +5,12 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
 from imagesr.outputs import temporary_files_in
-from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_pipeline
+from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_import_pipeline, create_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -20,16 +20,20 @@ def metadata_config(config: PipelineConfig):
     return tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
 
 
-def run(config: PipelineConfig) -> Dict:
+def run(config: PipelineConfig, import_model: Optional[str] = None) -> Dict:
     """Run the pipeline to the end (or to the first failing component); return the run summary
-    from MLMD (``imagesr.pipelines.runs.show``) for the run just made."""
+    from MLMD (``imagesr.pipelines.runs.show``) for the run just made. ``import_model``: instead
+    of making patches and training, evaluate and push that model (trained elsewhere)."""
     from imagesr.pipelines import runs
     from imagesr.pipelines.config import check
 
-    check(config)
+    check(config, importing=import_model is not None)
     os.makedirs(config.root, exist_ok=True)
     before = {r["run_id"] for r in runs.list_runs(config.metadata_path)} if os.path.exists(config.metadata_path) else set()
-    pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
+    if import_model is not None:
+        pipeline = create_import_pipeline(config, import_model, metadata_connection_config=metadata_config(config))
+    else:
+        pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
     t0 = time.perf_counter()
     error = None
     # TFX's and Beam's temporary files (a packaged build of the user code per run, among

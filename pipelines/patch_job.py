@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-patches-per-frame", type=int, default=0, help="cap per frame and scale, 0 = none")
     p.add_argument("--dihedral", choices=DIHEDRAL_MODES, default="none", help="dihedral augmentation (default none)")
     p.add_argument("--residual", action="store_true", help="also store HR - bicubic_up(LR) (int16)")
+    p.add_argument("--degradation", choices=["clean", "realistic", "mixed"], default="clean",
+                   help="how LR is made: clean (MATLAB bicubic, default), realistic (per source, seeded: ffmpeg or "
+                        "MATLAB kernel, slight blur/noise, JPEG or H.264/H.265 over the frames as a sequence), or "
+                        "mixed (half of the sources each)")
     p.add_argument("--eval-fraction", type=float, default=0.05, help="share of sources in the eval split (default 0.05)")
     p.add_argument("--frame-stride", type=int, default=5, help="use every k-th frame of videos and sequences (default 5)")
     p.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video/sequence")
@@ -110,7 +114,7 @@ def _validate(args) -> PatchOptions:
         return PatchOptions(
             scales=tuple(args.scales), patch_size=args.patch_size, stride=args.stride, min_std=args.min_std,
             max_patches_per_frame=args.max_patches_per_frame, dihedral=args.dihedral, residual=args.residual,
-            seed=args.seed,
+            seed=args.seed, degradation=args.degradation,
         )
     except ValueError as e:
         raise PatchJobError(str(e)) from None
@@ -191,7 +195,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     c = manifest["counts"]
     print(f"pairs: {c['pairs']:,} (train {c['pairs_by_split']['train']:,}, eval {c['pairs_by_split']['eval']:,}); "
-          f"sources: {c['sources']['ok']} ok, {c['sources']['failed']} failed (see {DEAD_LETTER})")
+          f"sources: {c['sources']['ok']} ok, {c['sources']['partial']} partial, {c['sources']['failed']} failed "
+          f"(see {DEAD_LETTER})")
     print(f"manifest: {join(manifest['output'], MANIFEST)}")
     return 0
 

@@ -5,10 +5,12 @@ import json
 import os
 from typing import Dict, List
 
+from imagesr import fs
 from imagesr.errors import UserError
 
 COMPONENT_ORDER = ["PatchExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
                    "Trainer", "latest_blessed_model_resolver", "SREvaluator", "Pusher"]
+IMPORT_ORDER = ["ModelImporter", "latest_blessed_model_resolver", "SREvaluator", "Pusher"]  # a model trained elsewhere
 
 
 class RunNotFound(UserError):
@@ -99,9 +101,10 @@ def _summarize(store, run_ctx, full: bool = False) -> Dict:
                 key = e.path.steps[0].key if e.path.steps else "output"
                 comps[cid]["outputs"][key] = {"uri": a.uri, "type": store.get_artifact_types_by_id([a.type_id])[0].name,
                                               "properties": _props(a)}
-    ordered = {c: comps[c] for c in COMPONENT_ORDER if c in comps}
+    order = IMPORT_ORDER if "ModelImporter" in comps else COMPONENT_ORDER
+    ordered = {c: comps[c] for c in order if c in comps}
     ordered.update({c: v for c, v in comps.items() if c not in ordered})
-    for c in COMPONENT_ORDER:
+    for c in order:
         ordered.setdefault(c, {"state": "NOT_RUN", "outputs": {}})
     states = {c: v["state"] for c, v in ordered.items()}
     failed = [c for c, s in states.items() if s == "FAILED"]
@@ -129,13 +132,16 @@ def _summarize(store, run_ctx, full: bool = False) -> Dict:
         "blessed": None if "blessed" not in blessing else bool(blessing["blessed"]),
         "pushed": None if pushed is None else bool(pushed),
         "pushed_model": push.get("properties", {}).get("pushed_destination") if pushed else None,
-        "report": os.path.join(evaluation["uri"], "report.html") if evaluation.get("uri") else None,
+        "report": fs.join(evaluation["uri"], "report.html") if evaluation.get("uri") else None,
     }
+    imported = ordered.get("ModelImporter", {}).get("outputs", {}).get("model")
+    if imported is not None:  # the provenance of a model trained elsewhere
+        out["imported_model"] = {k: v for k, v in imported["properties"].items()
+                                 if k not in ("state", "tfx_version", "producer_component", "name", "is_external")}
     if full and evaluation.get("uri"):
-        path = os.path.join(evaluation["uri"], "metrics.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                m = json.load(f)
+        path = fs.join(evaluation["uri"], "metrics.json")
+        if fs.isfile(path):
+            m = json.loads(fs.read_text(path))
             out["metrics"] = {
                 "psnr": [r for r in m["psnr"]],
                 "timing_seconds": {k: v["seconds"] for k, v in m["timing"].items()},
@@ -158,6 +164,8 @@ def format_show(run: Dict) -> str:
     lines = [f"run {run['run_id']} ({run['pipeline']}): {run['state']}",
              f"  blessed: {run['blessed']}   pushed: {run['pushed']}   pushed model: {run['pushed_model']}",
              f"  report: {run['report']}"]
+    if run.get("imported_model"):
+        lines.append("  imported model: " + ", ".join(f"{k} {v}" for k, v in sorted(run["imported_model"].items())))
     for c, v in run["components"].items():
         lines.append(f"  {c:<32} {v['state']}")
         for key, a in v.get("outputs", {}).items():

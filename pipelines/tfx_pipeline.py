@@ -74,9 +74,46 @@ def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_c
             c.with_beam_pipeline_args(extra)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
-        pipeline_root=os.path.join(config.root, "pipelines", config.name) if "://" not in config.root else f"{config.root}/pipelines/{config.name}",
+        pipeline_root=_pipeline_root(config),
         components=components,
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_args),
     )
+
+
+def create_import_pipeline(config: PipelineConfig, model_source: str, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """A model trained elsewhere (``model_source``: a model folder or a ``.keras`` file, local
+    or gs://) -> ModelImporter (a copy in the pipeline root, with its provenance) -> Resolver
+    (latest blessed model) -> SREvaluator -> Pusher: blessed or rejected exactly like a model
+    the pipeline trained, under the same pipeline name, so the two kinds of run compare."""
+    from imagesr.components.model_importer import ModelImporter
+    from imagesr.components.sr_evaluator import SREvaluator
+
+    importer = ModelImporter(source=model_source)
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = SREvaluator(model=importer.outputs["model"], baseline_model=baseline.outputs["model"],
+                            config=json.dumps(config.evaluator))
+    pusher = tfx.components.Pusher(
+        model=importer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=_pipeline_root(config),
+        components=[importer, baseline, evaluator, pusher],
+        enable_cache=False,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_args),
+    )
+
+
+def _pipeline_root(config: PipelineConfig) -> str:
+    return os.path.join(config.root, "pipelines", config.name) if "://" not in config.root else \
+        f"{config.root}/pipelines/{config.name}"

@@ -9,12 +9,12 @@ compiling needs no cloud access (the tests do it offline).
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from tfx import v1 as tfx
 
-from imagesr.errors import check_keys
+from imagesr.errors import UserError, check_keys
 from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_pipeline
 
 BEAM_COMPONENTS = ("PatchExampleGen", "StatisticsGen")
@@ -22,33 +22,45 @@ BEAM_COMPONENTS = ("PatchExampleGen", "StatisticsGen")
 
 @dataclass
 class CloudConfig:
-    """Where and on what the pipeline runs in Google Cloud."""
+    """Where and on what the pipeline runs in Google Cloud. No defaults for what is yours (the
+    project, the images, the bucket): a compiled pipeline never points at a placeholder."""
 
-    project: str = "my-project"
-    region: str = "europe-west4"
-    image: str = "europe-west4-docker.pkg.dev/my-project/imagesr/worker:latest"  # infra/Dockerfile
+    project: str
+    region: str
+    worker_image: str  # infra/Dockerfile: Beam SDK + ffmpeg + imagesr (Dataflow, the other components)
+    trainer_image: str  # infra/Dockerfile.trainer: TensorFlow 2.16 built for CUDA + TFX + imagesr (the GPU Trainer)
+    temp_location: str  # gs://BUCKET/tmp
     trainer_machine_type: str = "a2-highgpu-1g"
     trainer_accelerator_type: str = "NVIDIA_TESLA_A100"
     trainer_accelerator_count: int = 1
     dataflow_machine_type: str = "n2-highcpu-16"
     dataflow_max_workers: int = 50
-    temp_location: str = "gs://my-bucket/tmp"
     extra_beam_args: List[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Optional[str]) -> "CloudConfig":
         if not path:
-            return cls()
-        with open(path) as f:
-            data = json.load(f)
+            raise UserError("compile-vertex needs --cloud FILE: your project, region, worker_image, trainer_image and "
+                            "temp_location (example: infra/vertex/cloud.json)")
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"cloud config {path}: {e}") from None
         check_keys(data, cls, "cloud config keys")
+        missing = [k for k, f in cls.__dataclass_fields__.items()
+                   if k not in data and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise UserError(f"cloud config {path}: missing {', '.join(missing)}")
+        if not str(data["temp_location"]).startswith("gs://"):
+            raise UserError(f"cloud config {path}: temp_location must be a gs:// path")
         return cls(**data)
 
     def dataflow_args(self) -> List[str]:
         return [
             "--runner=DataflowRunner", f"--project={self.project}", f"--region={self.region}",
             f"--temp_location={self.temp_location}", f"--machine_type={self.dataflow_machine_type}",
-            f"--max_num_workers={self.dataflow_max_workers}", f"--sdk_container_image={self.image}",
+            f"--max_num_workers={self.dataflow_max_workers}", f"--sdk_container_image={self.worker_image}",
             "--experiments=use_runner_v2", *self.extra_beam_args,
         ]
 
@@ -60,7 +72,7 @@ class CloudConfig:
                                  "accelerator_type": self.trainer_accelerator_type,
                                  "accelerator_count": self.trainer_accelerator_count},
                 "replica_count": 1,
-                "container_spec": {"image_uri": self.image},
+                "container_spec": {"image_uri": self.trainer_image},
             }],
         }
 
@@ -84,7 +96,7 @@ def compile_pipeline(config: PipelineConfig, cloud: CloudConfig, output_path: st
         beam_args_by_component={c: cloud.dataflow_args() for c in BEAM_COMPONENTS},
     )
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cloud.image),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cloud.worker_image),
         output_dir=os.path.dirname(os.path.abspath(output_path)),
         output_filename=os.path.basename(output_path),
     )

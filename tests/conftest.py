@@ -2,7 +2,10 @@
 made on the fly with Pillow and the real ffmpeg binary."""
 
 import os
+import socket
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -56,3 +59,44 @@ def make_video(path, frames=12, size=(48, 64), fps=10, extra_args=(), pix_fmt="y
     ]
     subprocess.run(cmd, input=raw, check=True)
     return str(path)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A real GCS-protocol server (gcp-storage-emulator) on 127.0.0.1 for the session."""
+    exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
+    if not os.path.exists(exe):
+        pytest.skip("gcp-storage-emulator not installed (pip install -e '.[test]')")
+    port = _free_port()
+    proc = subprocess.Popen([exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("GCS emulator did not start")
+    old = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    from imagesr.components.patch_transform import configure_gcs_emulator
+
+    configure_gcs_emulator()
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+    if old is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = old
+
+

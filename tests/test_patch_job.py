@@ -5,7 +5,6 @@ import collections
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -63,7 +62,7 @@ def test_outputs_manifest_and_counts(run_a):
     on_disk = json.load(open(os.path.join(out, "manifest.json")))
     assert on_disk["counts"] == manifest["counts"]
     c = manifest["counts"]
-    assert c["sources"] == {"total": 8, "ok": 8, "failed": 0}  # 6 images + 1 sequence + 1 video
+    assert c["sources"] == {"total": 8, "ok": 8, "partial": 0, "failed": 0}  # 6 images + 1 sequence + 1 video
     train, evl = read_split(out, "train"), read_split(out, "eval")
     assert len(train) == c["pairs_by_split"]["train"] and len(evl) == c["pairs_by_split"]["eval"]
     assert len(evl) > 0 and len(train) > 0
@@ -75,6 +74,7 @@ def test_outputs_manifest_and_counts(run_a):
     # the Beam counters say the same
     counters = manifest["beam_counters"]
     assert counters["sources_ok"] == c["sources"]["ok"] and counters.get("sources_failed", 0) == c["sources"]["failed"]
+    assert counters.get("sources_partial", 0) == c["sources"]["partial"]
     assert counters["pairs_train"] == len(train) and counters["pairs_eval"] == len(evl)
     assert counters["frames"] == c["frames"]
     # frame stride 2: frames 0, 2, 4 of the sequence, 0, 2, ..., 8 of the video
@@ -165,7 +165,7 @@ def test_bad_inputs_are_dead_lettered_and_counted(tmp_path):
     assert "truncated.mp4" in reasons["truncated.mp4"]
     assert "not an image or video" in reasons["notes.txt"]
     c = manifest["counts"]
-    assert c["sources"]["ok"] + c["sources"]["failed"] == c["sources"]["total"] == 7
+    assert c["sources"]["ok"] + c["sources"]["partial"] + c["sources"]["failed"] == c["sources"]["total"] == 7
     assert c["pairs"] == sum(s["pairs"] for s in manifest["inputs"]) == len(read_split(out, "train")) + len(read_split(out, "eval"))
 
 
@@ -229,45 +229,6 @@ def test_bad_flags_and_missing_inputs(tmp_path):
 # --------------------------------------------------------------------------- gs://
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def gcs_emulator():
-    """A real GCS-protocol server (gcp-storage-emulator) on 127.0.0.1 for this module."""
-    exe = os.path.join(os.path.dirname(sys.executable), "gcp-storage-emulator")
-    if not os.path.exists(exe):
-        pytest.skip("gcp-storage-emulator not installed (pip install -e '.[test]')")
-    port = _free_port()
-    proc = subprocess.Popen([exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("GCS emulator did not start")
-    old = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    from imagesr.components.patch_transform import configure_gcs_emulator
-
-    configure_gcs_emulator()
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
-    if old is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = old
-
-
 def test_gcs_round_trip(gcs_emulator, tmp_path):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
@@ -286,7 +247,7 @@ def test_gcs_round_trip(gcs_emulator, tmp_path):
     assert not any(".staging" in n for n in names), names
     got = json.loads(bucket.blob("out/manifest.json").download_as_bytes())
     assert got["counts"] == manifest["counts"]
-    assert got["counts"]["sources"] == {"total": 5, "ok": 4, "failed": 1}
+    assert got["counts"]["sources"] == {"total": 5, "ok": 4, "partial": 0, "failed": 1}
     total = 0
     for n in names:
         if n.startswith("out/Split-"):
@@ -381,3 +342,25 @@ def test_progress_line_eta_from_the_fraction_of_work(capsys):
     assert "ETA 0:10" in capsys.readouterr().err
     line.update(1, force=True)  # no fraction: by items, 3 more at 1 per 30 s
     assert "ETA 1:30" in capsys.readouterr().err
+
+
+def test_a_source_that_fails_halfway_keeps_its_good_frames_marked_partial(tmp_path):
+    """Records leave the worker frame by frame, so a video cut short has already written the
+    pairs of the frames before the cut: they are kept, counted, and the source is marked
+    ``partial`` (manifest and dead letters) with the reason; counts equal the records."""
+    full = make_video(tmp_path / "full.mkv", frames=30, size=(96, 128), fps=10, extra_args=["-g", "5"])
+    cut = tmp_path / "media" / "cut.mkv"
+    cut.parent.mkdir()
+    data = open(full, "rb").read()
+    cut.write_bytes(data[: len(data) * 45 // 100])
+    out = str(tmp_path / "out")
+    manifest = patch_job.run(["--input", str(cut.parent), "--output", out, "--scales", "2", "--frame-stride", "1",
+                              "--eval-fraction", "0", *FAST])
+    (entry,) = manifest["inputs"]
+    assert entry["status"] == "partial" and "truncated" in entry["reason"] and 0 < entry["frames"] < 30
+    assert manifest["counts"]["sources"] == {"total": 1, "ok": 0, "partial": 1, "failed": 0}
+    records = read_split(out, "train")
+    assert entry["pairs"] == len(records) == manifest["counts"]["pairs"] > 0
+    assert {decode_pair(r).frame for r in records} == set(range(entry["frames"]))
+    (dead,) = [json.loads(line) for line in open(os.path.join(out, "dead_letter.jsonl"))]
+    assert dead["status"] == "partial" and dead["pairs_kept"] == len(records)

@@ -37,7 +37,7 @@ def test_fast_encoder_equals_generic_encoder():
     generic = records.encode_features({
         "lr": p.lr.tobytes(), "hr": p.hr.tobytes(), "residual": p.residual.astype("<i2").tobytes(),
         "lr_height": 16, "lr_width": 16, "hr_height": 48, "hr_width": 48, "channels": 3, "scale": 3.0,
-        "dataset": b"T91", "source": b"T91/x.bmp", "frame": 7, "y": 24, "x": 480,
+        "dataset": b"T91", "source": b"T91/x.bmp", "frame": 7, "y": 24, "x": 480, "degradation": b"clean",
     })
     assert records.encode_pair(p) == generic
     assert records.decode_features(records.encode_features({"neg": -5}))["neg"] == [-5]

@@ -134,7 +134,41 @@ def test_records_that_break_the_schema_stop_before_training(sample_paths, tmp_pa
     assert os.path.isdir(anomalies)
 
 
-def test_vertex_pipeline_compiles_offline(tmp_path):
+def test_a_model_trained_elsewhere_enters_with_its_provenance(sample_paths, tmp_path, capsys):
+    """`imagesr pipeline run --import-model`: ModelImporter (a copy in the pipeline root, with
+    the card's provenance) -> evaluator -> Pusher; blessed and pushed like a trained model, and
+    `runs show --json` tells where it came from."""
+    from imagesr import shipped
+
+    model = shipped.get("subpixel_x2")
+    if model is None:
+        pytest.skip("the shipped subpixel_x2 model is not installed")
+    cfg = tiny_config(tmp_path / "root", sample_paths).to_json()
+    cfg["evaluator"].update(timing_frames=2, timing_input=[90, 160], timing_output=[180, 320])
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    rc = cli.main(["pipeline", "run", "--config", str(path), "--import-model", model.path])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    md = str(tmp_path / "root" / "metadata.sqlite")
+    assert cli.main(["runs", "show", "latest", "--json", "--metadata", md]) == 0
+    run = json.loads(capsys.readouterr().out)
+    assert run["state"] == "COMPLETE" and run["blessed"] is True and run["pushed"] is True
+    assert list(run["components"]) == ["ModelImporter", "latest_blessed_model_resolver", "SREvaluator", "Pusher"]
+    prov = run["imported_model"]
+    assert prov["imported_from"] == model.path and prov["commit"] == "276cf5a" and "H200" in prov["device"]
+    assert prov["steps"] == "27008" and prov["kind"] == "subpixel" and len(prov["sha256"]) == 64
+    assert os.path.isfile(os.path.join(run["pushed_model"], "model.keras"))
+    assert cli.main(["pipeline", "run", "--config", str(path), "--import-model", str(tmp_path / "nope")]) == 2
+    assert "--import-model" in capsys.readouterr().err
+
+
+def _param(task: dict, name: str):
+    """A component parameter of a compiled task, as data (its JSON string decoded)."""
+    return json.loads(task["inputs"]["parameters"][name]["runtimeValue"]["constantValue"]["stringValue"])
+
+
+def test_vertex_pipeline_compiles_offline(tmp_path, capsys):
     from imagesr.pipelines.vertex_runner import CloudConfig, compile_pipeline
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -142,12 +176,28 @@ def test_vertex_pipeline_compiles_offline(tmp_path):
     cloud = CloudConfig.load(os.path.join(root, "infra", "vertex", "cloud.json"))
     path = compile_pipeline(cfg, cloud, str(tmp_path / "vertex.json"))
     spec = json.load(open(path))["pipelineSpec"]
-    executors = spec["deploymentSpec"]["executors"]
+    executors, tasks = spec["deploymentSpec"]["executors"], spec["root"]["dag"]["tasks"]
     assert {"PatchExampleGen_executor", "StatisticsGen_executor", "Trainer_executor", "SREvaluator_executor",
             "Pusher_executor", "ValidationGate_executor"} <= set(executors)
-    trainer = json.dumps(spec["root"]["dag"]["tasks"]["Trainer"]) + json.dumps(executors["Trainer_executor"])
-    assert "NVIDIA_TESLA_A100" in trainer and "a2-highgpu-1g" in trainer and "accelerator_count" in trainer
+    # the Trainer runs as a Vertex training job on the GPU machine, in the CUDA trainer image
+    custom = _param(tasks["Trainer"], "custom_config")
+    pool = custom["ai_platform_training_args"]["worker_pool_specs"][0]
+    assert pool["machine_spec"] == {"machine_type": "a2-highgpu-1g", "accelerator_type": "NVIDIA_TESLA_A100",
+                                    "accelerator_count": 1}
+    assert pool["container_spec"]["image_uri"] == cloud.trainer_image
+    assert custom["ai_platform_enable_vertex"] is True and custom["model"] == "subpixel"
+    # the Beam components on Dataflow, with the worker image
     for comp in ("PatchExampleGen", "StatisticsGen"):
-        args = json.dumps(executors[f"{comp}_executor"])
-        assert "--runner=DataflowRunner" in args and "--max_num_workers=50" in args, comp
-    assert "DataflowRunner" not in json.dumps(executors["Trainer_executor"])
+        container = executors[f"{comp}_executor"]["container"]
+        args = container["args"]
+        beam = args[args.index("--json_serialized_invocation_args") + 2:]  # the executor's Beam arguments
+        assert beam == cloud.dataflow_args(), (comp, beam)
+        assert "--runner=DataflowRunner" in beam and f"--sdk_container_image={cloud.worker_image}" in beam
+        assert container["image"] == cloud.worker_image
+    trainer_args = executors["Trainer_executor"]["container"]["args"]
+    assert not any(a.startswith("--runner") for a in trainer_args)  # the Trainer is not a Beam job
+    assert executors["Trainer_executor"]["container"]["image"] == cloud.worker_image  # the launcher of the Vertex job
+    # no cloud config: refused, nothing written (no placeholder project in a compiled pipeline)
+    assert cli.main(["pipeline", "compile-vertex", "--config", os.path.join(root, "infra", "vertex", "pipeline.json"),
+                     "--out", str(tmp_path / "none.json")]) == 2
+    assert "needs --cloud" in capsys.readouterr().err and not (tmp_path / "none.json").exists()

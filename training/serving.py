@@ -20,6 +20,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from imagesr import fs
 from imagesr.errors import UserError
 from imagesr.resize import imresize, output_size
 from imagesr.scale import Scale
@@ -261,8 +262,10 @@ class FrameUpscaler:
 
 
 def load_upscaler(path: str) -> FrameUpscaler:
-    """``"bicubic"``, a model directory, a ``.keras`` file -> FrameUpscaler (clear errors otherwise)."""
+    """``"bicubic"``, a model directory, a ``.keras`` file (local or gs://, staged through a
+    temporary folder) -> FrameUpscaler (clear errors otherwise)."""
     if path == "bicubic":
         return FrameUpscaler(None)
-    model = load_keras_model(path)
+    with fs.local_tree(path) as local:
+        model = load_keras_model(local)
     return FrameUpscaler(model, name=os.path.basename(os.path.normpath(path)))

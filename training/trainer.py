@@ -223,9 +223,11 @@ def build_or_load(config: TrainConfig):
 
     if not config.warm_start:
         return build_model(config.model, scale=config.scales[0], **config.model_args)
+    from imagesr import fs
     from imagesr.training.serving import load_keras_model
 
-    src = load_keras_model(config.warm_start)
+    with fs.local_tree(config.warm_start) as local:  # a pushed model may be on gs://
+        src = load_keras_model(local)
     arch = architecture(src)
     if arch["name"] != config.model:
         raise UserError(f"warm start {config.warm_start} is a {arch['name']} model, not {config.model}")
@@ -337,23 +339,50 @@ def evaluate_patches(model, config: TrainConfig, files: Sequence[str]) -> Dict:
 
 
 def _expand(patterns: Sequence[str]) -> List[str]:
-    import glob
+    """TFX's file patterns (``<uri>/Split-train/*``, or a folder), local or gs://."""
+    from imagesr import fs
 
     out: List[str] = []
     for p in patterns:
-        matches = sorted(glob.glob(p if any(c in p for c in "*?[") else os.path.join(p, "*")))
-        out.extend(m for m in matches if os.path.isfile(m))
+        out.extend(fs.glob(p if any(c in p for c in "*?[") else fs.join(p, "*")))
+    return out
+
+
+def _stage(files: Sequence[str], folder: str) -> List[str]:
+    """Local copies of remote record files (tf.data and the reader read local files; copies keep
+    their base names, distinct per split folder)."""
+    from imagesr import fs
+
+    out = []
+    for i, f in enumerate(files):
+        if not fs.is_remote(f):
+            out.append(f)
+            continue
+        os.makedirs(folder, exist_ok=True)
+        local = os.path.join(folder, f"{i:05d}-{os.path.basename(f)}")
+        with open(local, "wb") as dst:
+            dst.write(fs.read_bytes(f))
+        out.append(local)
     return out
 
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (GenericExecutor): ``custom_config`` holds a TrainConfig dict;
-    ``train_steps`` from the Trainer's TrainArgs wins over ``custom_config['steps']``."""
+    ``train_steps`` from the Trainer's TrainArgs wins over ``custom_config['steps']``. Records,
+    the run folder and the serving folder may be on gs:// (records staged locally for training;
+    the model exported locally, then uploaded)."""
+    import tempfile
+
+    from imagesr import fs
+
     cfg = dict(fn_args.custom_config or {})
     if fn_args.train_steps is not None:
         cfg["steps"] = int(fn_args.train_steps)
     config = TrainConfig.from_dict(cfg)
-    train_files = _expand(fn_args.train_files)
-    eval_files = _expand(fn_args.eval_files)
-    summary = train(config, train_files, eval_files, fn_args.model_run_dir, serving_dir=fn_args.serving_model_dir)
+    with tempfile.TemporaryDirectory(prefix="imagesr-records-") as tmp, \
+            fs.staged_folder(fn_args.model_run_dir) as run_dir, \
+            fs.staged_folder(fn_args.serving_model_dir) as serving_dir:
+        train_files = _stage(_expand(fn_args.train_files), os.path.join(tmp, "train"))
+        eval_files = _stage(_expand(fn_args.eval_files), os.path.join(tmp, "eval"))
+        summary = train(config, train_files, eval_files, run_dir, serving_dir=serving_dir)
     log.info("trained %s: %s", config.model, {k: summary.get(k) for k in ("final_loss", "eval_psnr_y", "steps_per_second")})
