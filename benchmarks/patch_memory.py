@@ -70,8 +70,8 @@ def main():
             codes.append((f"baseline {args.baseline}", base))
         inputs = {}
         if {"clip10", "clip60"} & set(args.jobs):
-            inputs["clip10"] = [_make_clip(args.clip, 10, os.path.join(work, "clip10.mp4")), "--frame-stride", "1"]
-            inputs["clip60"] = [_make_clip(args.clip, 60, os.path.join(work, "clip60.mp4")), "--frame-stride", "1"]
+            inputs["clip10"] = [_make_clip(args.clip, 10, os.path.join(work, "clip10.mp4"))]
+            inputs["clip60"] = [_make_clip(args.clip, 60, os.path.join(work, "clip60.mp4"))]
         inputs["train"] = [args.train]
         inputs["train_residual"] = [args.train, "--residual"]
         rows = []

@@ -44,22 +44,26 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from imagesr.media import ffmpeg_binary, iter_video_frames, probe_video  # noqa: E402
-from imagesr.upscale import FrameProcessor, upscale  # noqa: E402
+from imagesr.upscale import FrameProcessor, parse_size, upscale  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_CLIP = os.path.join(ROOT, "..", "shared", "data", "video", "cockatoo.mp4")
 OUT_SIZE = (1080, 1920)
 
 
-def _clip(src: str, frames: int, workdir: str, pix_fmt=None) -> str:
+def _clip(src: str, frames: int, workdir: str, pix_fmt=None, size=None) -> str:
     """The first ``frames`` frames of ``src`` (video only) as a file: the stream copied, or
-    re-encoded nearly losslessly (H.264, CRF 10) to ``pix_fmt``."""
+    re-encoded nearly losslessly (H.264, CRF 10) to ``pix_fmt`` and/or ``size`` (h, w)."""
     if not os.path.isfile(src):
         from imagesr import samples
 
         src = samples.materialize()["video"]
     out = os.path.join(workdir, "input" + os.path.splitext(src)[1])
-    codec = ["-c:v", "libx264", "-crf", "10", "-preset", "veryfast", "-pix_fmt", pix_fmt] if pix_fmt else ["-c:v", "copy"]
+    codec = ["-c:v", "copy"]
+    if pix_fmt or size:
+        codec = ["-c:v", "libx264", "-crf", "10", "-preset", "veryfast", "-pix_fmt", pix_fmt or "yuv420p"]
+        if size:
+            codec += ["-vf", f"scale={size[1]}:{size[0]}:flags=bicubic"]
     subprocess.run([ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", src, "-map", "0:v:0", *codec,
                     "-frames:v", str(frames), out], check=True)
     return out
@@ -149,12 +153,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--clip", default=REAL_CLIP, help="a 1280x720 video (default: the real cockatoo clip)")
+    ap.add_argument("--in-size", default=None, help="WxH: rescale the clip to this input size first (e.g. 640x360)")
+    ap.add_argument("--out-size", default="1920x1080", help="WxH of the upscaled frames (default 1920x1080)")
     ap.add_argument("--pix-fmt", help="re-encode the clip to this pixel format first (e.g. yuv420p, what most "
                                       "video is; the cockatoo clip is 4:4:4)")
     ap.add_argument("--models", nargs="+", choices=["io", "bicubic", "vdsr", "subpixel"],
                     default=["io", "bicubic", "vdsr", "subpixel"])
     ap.add_argument("--model", nargs="+", default=[], metavar="NAME=PATH",
-                    help="a trained model for vdsr / subpixel (a model dir or .keras file)")
+                    help="a trained model for vdsr / subpixel (a model dir or .keras file); another NAME adds "
+                         "a row of its own")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--batch", type=int, default=4, help="frames per model call (the command's default)")
     ap.add_argument("--repeats", type=int, default=3, help="compute-only repeats (median)")
@@ -164,14 +171,15 @@ def main():
     ap.add_argument("--stages", action="store_true", help="also time one batch's copies and device call apart (JAX)")
     args = ap.parse_args()
     trained = dict(m.split("=", 1) for m in args.model)
-    bad = set(trained) - {"vdsr", "subpixel"}
-    if bad:
-        ap.error(f"--model takes vdsr=PATH or subpixel=PATH, not {sorted(bad)}")
-
+    global OUT_SIZE
+    OUT_SIZE = parse_size(args.out_size)
+    in_size = parse_size(args.in_size) if args.in_size else None
+    # NAME=PATH for another name adds a row of its own (two models of one kind in one run)
+    extra = [n for n in trained if n not in ("vdsr", "subpixel")]
     import keras
 
     with tempfile.TemporaryDirectory(prefix="imagesr-bench-") as work:
-        clip = _clip(args.clip, args.frames, work, args.pix_fmt)
+        clip = _clip(args.clip, args.frames, work, args.pix_fmt, in_size)
         info = probe_video(clip)
         frames = np.stack(list(iter_video_frames(clip)))
         n, h, w = frames.shape[:3]
@@ -182,7 +190,7 @@ def main():
         rows = []
         planar_in = info.planar_format()
         frames_p = np.stack(list(iter_video_frames(clip, planar=planar_in))) if planar_in else None
-        for name in args.models:
+        for name in list(args.models) + extra:
             if name == "io":
                 from imagesr.colour import PlanarFormat, output_matrix
                 from imagesr.resize import imresize
