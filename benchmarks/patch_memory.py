@@ -8,7 +8,7 @@ Runs ``imagesr patches --workers 1`` on
 * optionally the same jobs with the code of an earlier commit (``--baseline REV``: a git
   worktree run with the same interpreter and packages), for ratios measured in one run.
 
-and prints wall seconds, peak RSS (the largest process: the worker) and pairs/s per job.
+and prints wall and CPU seconds (user + system, the steadier figure on a loaded machine), peak RSS (the largest process: the worker) and pairs/s per job.
 
 usage: python benchmarks/patch_memory.py [--clip ../shared/data/video/cockatoo.mp4]
            [--train ../shared/data/train] [--baseline REV] [--jobs clip10 clip60 train train_residual]
@@ -47,10 +47,11 @@ def _run(code_root: str, args, work: str):
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): ([\d:.]+)", proc.stderr).group(1)
     parts = [float(p) for p in wall.split(":")]
     seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", proc.stderr).group(1)) for k in ("User", "System"))
     with open(os.path.join(out, "manifest.json")) as f:
         pairs = json.load(f)["counts"]["pairs"]
     shutil.rmtree(out, ignore_errors=True)
-    return seconds, rss_kb / 1024, pairs
+    return seconds, cpu, rss_kb / 1024, pairs
 
 
 def main():
@@ -78,15 +79,15 @@ def main():
         for job in args.jobs:  # interleaved: each job with every code version before the next job
             for label, code in codes:
                 src, *extra = inputs[job]
-                seconds, rss_mb, pairs = _run(code, ["--input", src, "--scales", *args.scales, *extra], work)
-                rows.append((job, label, seconds, rss_mb, pairs))
-                print(f"{job:15s} {label:22s} {seconds:7.1f} s  peak RSS {rss_mb:7.0f} MB  {pairs:9,} pairs  "
+                seconds, cpu, rss_mb, pairs = _run(code, ["--input", src, "--scales", *args.scales, *extra], work)
+                rows.append((job, label, seconds, cpu, rss_mb, pairs))
+                print(f"{job:15s} {label:22s} {seconds:7.1f} s  cpu {cpu:7.1f} s  peak RSS {rss_mb:7.0f} MB  {pairs:9,} pairs  "
                       f"{pairs / seconds:8,.0f} pairs/s", flush=True)
         print()
-        print("| job | code | wall s | peak RSS MB | pairs | pairs/s |")
-        print("| --- | --- | ---: | ---: | ---: | ---: |")
-        for job, label, seconds, rss_mb, pairs in rows:
-            print(f"| {job} | {label} | {seconds:.1f} | {rss_mb:.0f} | {pairs:,} | {pairs / seconds:,.0f} |")
+        print("| job | code | wall s | cpu s | peak RSS MB | pairs | pairs/s |")
+        print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+        for job, label, seconds, cpu, rss_mb, pairs in rows:
+            print(f"| {job} | {label} | {seconds:.1f} | {cpu:.1f} | {rss_mb:.0f} | {pairs:,} | {pairs / seconds:,.0f} |")
     finally:
         if args.baseline:
             subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", os.path.join(work, "baseline")])

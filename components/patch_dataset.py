@@ -196,9 +196,20 @@ def dataset_counts(statuses: List[Dict]) -> Dict:
         },
         # the mix of degradations (imagesr.degrade): pairs per degradation name
         "pairs_by_degradation": dict(sorted(_sum_by(statuses, "degradation").items())),
+        "pairs_by_degradation_family": _by_family(_sum_by(statuses, "degradation")),
         "frames": sum(st["frames"] for st in statuses),
         "megapixels": round(sum(st["megapixels"] for st in statuses), 3),
     }
+
+
+def _by_family(by_name: Dict[str, int]) -> Dict[str, int]:
+    """Pairs per degradation family, the mix at a glance: ``clean``, or the codec (``jpeg``,
+    ``h264``, ``h265``), or the kernel of an uncompressed one (``h264-crf27+lanczos`` -> ``h264``)."""
+    out: Dict[str, int] = {}
+    for name, n in by_name.items():
+        family = name.split("+")[0].split("-")[0]
+        out[family] = out.get(family, 0) + n
+    return dict(sorted(out.items()))
 
 
 def write_text(path: str, text: str) -> None:

@@ -197,6 +197,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"pairs: {c['pairs']:,} (train {c['pairs_by_split']['train']:,}, eval {c['pairs_by_split']['eval']:,}); "
           f"sources: {c['sources']['ok']} ok, {c['sources']['partial']} partial, {c['sources']['failed']} failed "
           f"(see {DEAD_LETTER})")
+    families = c.get("pairs_by_degradation_family", {})
+    if set(families) - {"clean"}:
+        print("degradations: " + ", ".join(f"{k} {n:,}" for k, n in families.items()))
     print(f"manifest: {join(manifest['output'], MANIFEST)}")
     return 0
 

@@ -82,6 +82,9 @@ def test_realistic_records_are_reproducible_named_and_counted(tmp_path):
     assert dict(counted) == manifest["counts"]["pairs_by_degradation"]
     assert "clean" not in counted and any(k.startswith("jpeg-q") for k in counted)
     assert any(k.startswith("h264-crf") for k in counted)  # the video, as a sequence
+    families = manifest["counts"]["pairs_by_degradation_family"]
+    assert set(families) <= {"jpeg", "h264", "h265"} and sum(families.values()) == sum(counted.values())
+    assert families["jpeg"] == sum(n for k, n in counted.items() if k.startswith("jpeg-"))
     for st in manifest["inputs"]:
         assert st["degradation"] == degrade.draw("realistic", 0, st["source"], st["kind"]).name
 
