@@ -130,6 +130,10 @@ def test_pipeline_config_accepts_a_consistent_one(tmp_path):
     vdsr = load_config(_config(tmp_path, patch={"scales": [2, 3]}, train={"model": "vdsr", "scales": [2, 3]},
                                evaluator={"scales": [4]}))  # VDSR serves any scale
     assert vdsr.train["model"] == "vdsr"
+    for s in (2, 3, 4):  # any standard scale is configuration, not code (the shipped x2/x3/x4 models)
+        cfg = load_config(_config(tmp_path, patch={"scales": [s]}, train={"model": "subpixel", "scales": [s]},
+                                  evaluator={"scales": [s]}))
+        assert cfg.train["scales"] == [s] and cfg.evaluator["scales"] == [s]
 
 
 def test_option_splitting():

@@ -12,7 +12,7 @@ from imagesr.media import decode_image, write_image
 from imagesr.metrics import psnr
 from imagesr.resize import imresize
 
-NAMES = ("subpixel_x1.5", "subpixel_x2", "vdsr")
+NAMES = ("subpixel_x1.5", "subpixel_x2", "subpixel_x3", "subpixel_x4", "vdsr")
 
 
 def _installed():
@@ -50,7 +50,8 @@ def test_choice_by_name_and_by_scale():
     assert shipped.resolve("bicubic") == "bicubic"
     assert shipped.for_scale(2).name == "subpixel_x2"  # the efficient model before VDSR
     assert shipped.for_scale(1.5).name == "subpixel_x1.5"
-    assert shipped.for_scale(3).name == "vdsr"
+    assert shipped.for_scale(3).name == "subpixel_x3"
+    assert shipped.for_scale(4).name == "subpixel_x4"
     assert shipped.for_scale(1.25) is None
     with pytest.raises(ValueError, match="no shipped model of that name.*subpixel_x2"):
         shipped.resolve("subpixel_x7")
@@ -87,6 +88,26 @@ def test_scale_2_uses_the_x2_model_and_beats_bicubic_on_a_real_photo(tmp_path, c
         scores[label] = psnr(up, hr, crop_border=2)
     print(f"coffee x2 Y-PSNR: {scores}")
     assert scores["default"] > scores["bicubic"] + 1.0, scores
+
+
+@pytest.mark.parametrize("scale", [3, 4])
+def test_each_standard_scale_has_its_efficient_model_and_it_beats_bicubic(tmp_path, capsys, scale):
+    """`--scale 3` and `--scale 4` pick the CPU-trained efficient models, which beat bicubic
+    on a real photograph through the command path."""
+    _installed()
+    from imagesr import samples
+
+    hr = samples.photo("coffee")[:240, 100:436]  # 240x336: a multiple of 3 and of 4
+    src = str(tmp_path / "lr.png")
+    write_image(src, imresize(hr, scale=1 / scale))
+    scores = {}
+    for label, extra in (("default", []), ("bicubic", ["--model", "bicubic"])):
+        out = str(tmp_path / f"{label}.png")
+        assert cli.main(["upscale", src, "-o", out, "--scale", str(scale), *extra]) == 0
+        if label == "default":
+            assert f"with subpixel_x{scale} (subpixel" in capsys.readouterr().out
+        scores[label] = psnr(decode_image(out), hr, crop_border=scale)
+    assert scores["default"] > scores["bicubic"] + 0.5, scores
 
 
 def test_warm_start_takes_the_architecture_of_its_model(tmp_path):
