@@ -56,7 +56,7 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory(prefix="imagesr-realvideo-") as work:
         for src in args.sources:
-            name = os.path.basename(src.rstrip("/"))
+            name = os.path.splitext(os.path.basename(src.rstrip("/")))[0]  # "cockatoo.mp4" -> "cockatoo"
             gt = _ground_truth(src, args.frames)
             lr = os.path.join(work, f"{name}_lr.mp4")
             _lr_video(gt, lr, args.crf)
@@ -64,7 +64,9 @@ def main():
                 out = os.path.join(work, f"{name}_{abs(hash(model))}")
                 cmd = [sys.executable, "-m", "imagesr.cli", "upscale", lr, "-o", out, "--model", model,
                        "--size", f"{gt.shape[2]}x{gt.shape[1]}"]
-                subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+                proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.strip()}")
                 got = [decode_image(f) for f in list_frames(out)]
                 assert len(got) == len(gt), (len(got), len(gt))
                 p = float(np.mean([psnr(a, b, crop_border=2) for a, b in zip(got, gt)]))
