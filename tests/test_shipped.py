@@ -12,7 +12,7 @@ from imagesr.media import decode_image, write_image
 from imagesr.metrics import psnr
 from imagesr.resize import imresize
 
-NAMES = ("subpixel_x1.5", "subpixel_x2", "subpixel_x3", "subpixel_x4", "vdsr")
+NAMES = ("subpixel_x1.5", "subpixel_x1.5_clean", "subpixel_x2", "subpixel_x3", "subpixel_x4", "vdsr")
 
 
 def _installed():
@@ -49,7 +49,7 @@ def test_choice_by_name_and_by_scale():
     assert shipped.resolve("vdsr") == os.path.join(shipped.ASSETS, "vdsr")
     assert shipped.resolve("bicubic") == "bicubic"
     assert shipped.for_scale(2).name == "subpixel_x2"  # the efficient model before VDSR
-    assert shipped.for_scale(1.5).name == "subpixel_x1.5"
+    assert shipped.for_scale(1.5).name == "subpixel_x1.5"  # the real-video default, not subpixel_x1.5_clean
     assert shipped.for_scale(3).name == "subpixel_x3"
     assert shipped.for_scale(4).name == "subpixel_x4"
     assert shipped.for_scale(1.25) is None
