@@ -55,10 +55,18 @@ def _leftovers(folder):
                   or n.startswith(".staging-"))
 
 
+def _as_foreground():
+    """In the child before exec: SIGINT as a terminal's foreground command has it. A shell runs
+    background commands (`bash .ci/run &`, nohup) with SIGINT ignored, children inherit that, and
+    Python then never raises KeyboardInterrupt: the Ctrl-C tests would test the caller's shell."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli(*argv, env=None, **kw):
-    """`imagesr ARGV` as a separate process."""
+    """`imagesr ARGV` as a separate process, started as from a terminal (SIGINT delivered)."""
     return subprocess.Popen([sys.executable, "-m", "imagesr.cli", *map(str, argv)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_foreground, **kw)
 
 
 @pytest.fixture(scope="module")
