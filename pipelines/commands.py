@@ -135,11 +135,11 @@ def demo_config(workdir: str):
 
 
 def shipped_model() -> Optional[str]:
-    """The model that ships with the package (imagesr/assets/subpixel_x1.5), if present."""
-    import imagesr
+    """The default shipped model's folder (``imagesr.shipped.DEFAULT``), if installed."""
+    from imagesr import shipped
 
-    path = os.path.join(os.path.dirname(imagesr.__file__), "assets", "subpixel_x1.5")
-    return path if os.path.exists(os.path.join(path, "model.keras")) else None
+    model = shipped.get(shipped.DEFAULT)
+    return model.path if model is not None else None
 
 
 def demo(workdir: Optional[str]) -> int:
