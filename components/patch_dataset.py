@@ -203,11 +203,12 @@ def dataset_counts(statuses: List[Dict]) -> Dict:
 
 
 def _by_family(by_name: Dict[str, int]) -> Dict[str, int]:
-    """Pairs per degradation family, the mix at a glance: ``clean``, or the codec (``jpeg``,
-    ``h264``, ``h265``), or the kernel of an uncompressed one (``h264-crf27+lanczos`` -> ``h264``)."""
+    """Pairs per degradation family (``Degradation.family``: ``h264-crf27+lanczos`` -> ``h264``)."""
+    from imagesr.degrade import parse
+
     out: Dict[str, int] = {}
     for name, n in by_name.items():
-        family = name.split("+")[0].split("-")[0]
+        family = parse(name).family
         out[family] = out.get(family, 0) + n
     return dict(sorted(out.items()))
 

@@ -62,6 +62,13 @@ class Degradation:
             parts.append(f"noise{self.noise:g}")
         return "+".join(parts)
 
+    @property
+    def family(self) -> str:
+        """The mix at a glance: ``clean``, else the codec (``jpeg``, ``h264``, ``h265``), else the kernel."""
+        if self == CLEAN:
+            return "clean"
+        return self.codec if self.codec != "none" else self.kernel
+
     def to_json(self) -> dict:
         return asdict(self)
 
