@@ -101,3 +101,18 @@ def test_evaluate_on_the_real_video_path(tmp_path, capsys):
     clean = json.loads(capsys.readouterr().out)
     assert real["degradation"] == "h264-crf23+bicubic" and clean["degradation"] == "clean"
     assert real["results"][0]["psnr_y"] < clean["results"][0]["psnr_y"]  # the codec costs quality
+
+
+@pytest.mark.parametrize("name,message", [("h264-crfx", "needs a number"), ("jpeg-q", "needs a number"),
+                                          ("bicubic+noisenan", "finite"), ("bicubic+blur-1", "not negative"),
+                                          ("h264-crf23+nearest", "unknown part")])
+def test_a_malformed_degradation_name_is_one_line(tmp_path, capsys, name, message):
+    from imagesr import cli
+    from imagesr.media import write_image
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    write_image(str(folder / "a.png"), np.zeros((24, 24, 3), np.uint8))
+    rc = cli.main(["evaluate", "--model", "bicubic", "--dataset", str(folder), "--degradation", name])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and name in err[0] and message in err[0], err
