@@ -124,3 +124,19 @@ def test_warm_start_takes_the_architecture_of_its_model(tmp_path):
         build_or_load(TrainConfig(model="subpixel", scales=(2,), warm_start=shipped.resolve(None)))
     with pytest.raises(ValueError, match="vdsr model"):
         build_or_load(TrainConfig(model="subpixel", scales=(2,), warm_start=shipped.resolve("vdsr")))
+
+
+def test_demo_pipeline_warm_starts_from_the_shipped_default(tmp_path):
+    """``make demo`` fine-tunes the shipped default: its config must pass the pipeline's own
+    checks and train the architecture and scale of the model it starts from."""
+    _installed()
+    from pipelines.commands import demo_config
+    from pipelines.config import check
+
+    cfg = demo_config(str(tmp_path))
+    default = shipped.get(shipped.DEFAULT)
+    assert cfg.warm_start == default.path
+    assert cfg.train["model"] == default.kind
+    assert [float(s) for s in cfg.train["scales"]] == list(default.scales)
+    assert all(os.path.exists(p) for p in cfg.inputs), cfg.inputs
+    check(cfg)
