@@ -263,7 +263,7 @@ def run_group(args, names, budgets, log):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="folder with train/ and bench/ (../shared/data or .gpu/data)")
+    ap.add_argument("--data", required=True, help="folder with train/ (training images) and bench/Set5/HR, bench/Set14/HR")
     ap.add_argument("--out", required=True)
     ap.add_argument("--work", default="/tmp/imagesr-gpu")
     ap.add_argument("--budget", nargs="+", default=[], metavar="RUN=SECONDS",
