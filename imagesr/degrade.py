@@ -189,24 +189,26 @@ def parse(name: Optional[str]) -> Degradation:
         return CLEAN
     kernel, blur, noise, codec, quality = "matlab", 0.0, 0.0, "none", 0
     example = "(e.g. h264-crf23+bicubic, jpeg-q75+area+noise1.5)"
-    for part in name.split("+"):
+
+    def number(part: str, prefix: str, cast):
         try:
-            if part in KERNELS:
-                kernel = part
-            elif part.startswith("blur"):
-                blur = float(part[4:])
-            elif part.startswith("noise"):
-                noise = float(part[5:])
-            elif part.startswith("jpeg-q"):
-                codec, quality = "jpeg", int(part[6:])
-            elif part.startswith(("h264-crf", "h265-crf")):
-                codec, quality = part[:4], int(part[8:])
-            else:
-                raise UserError(f"degradation {name!r}: unknown part {part!r} {example}")
-        except ValueError as e:
-            if isinstance(e, UserError):
-                raise
+            return cast(part[len(prefix):])
+        except ValueError:
             raise UserError(f"degradation {name!r}: {part!r} needs a number {example}") from None
+
+    for part in name.split("+"):
+        if part in KERNELS:
+            kernel = part
+        elif part.startswith("blur"):
+            blur = number(part, "blur", float)
+        elif part.startswith("noise"):
+            noise = number(part, "noise", float)
+        elif part.startswith("jpeg-q"):
+            codec, quality = "jpeg", number(part, "jpeg-q", int)
+        elif part.startswith(("h264-crf", "h265-crf")):
+            codec, quality = part[:4], number(part, part[:8], int)
+        else:
+            raise UserError(f"degradation {name!r}: unknown part {part!r} {example}")
     if not (np.isfinite(blur) and np.isfinite(noise)) or blur < 0 or noise < 0 or quality < 0:
         raise UserError(f"degradation {name!r}: blur, noise and quality must be finite and not negative")
     return Degradation(kernel=kernel, blur=blur, noise=noise, codec=codec, quality=quality)
