@@ -294,5 +294,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The console script and ``python -m imagesr.cli``: :func:`main`, then, after Ctrl-C or
+    SIGTERM and main's clean-up, an immediate exit. Beam's local job service runs a job in a
+    non-daemon thread that waits for its worker; a worker that the same Ctrl-C stopped before it
+    connected would keep that thread, and with it the process, alive at interpreter exit."""
+    rc = main()
+    if rc in (130, 143):
+        import logging
+        import os
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    sys.exit(rc)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -479,3 +479,15 @@ def test_patches_interrupted_leaves_nothing(tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted" in err.strip().splitlines()[-1]
     assert not out.exists() or os.listdir(out) == []
+
+
+def test_an_interrupted_command_exits_with_a_library_thread_still_waiting():
+    """After Ctrl-C the command's clean-up has run; a non-daemon thread a library left waiting
+    (Beam's job thread on a worker the same Ctrl-C killed while it started) must not hold the
+    process open at exit."""
+    code = ("import threading, imagesr.cli as c\n"
+            "threading.Thread(target=threading.Event().wait).start()\n"
+            "c.main = lambda argv=None: 130\n"
+            "c.run()\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr
