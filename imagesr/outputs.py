@@ -22,6 +22,13 @@ from typing import Optional
 from imagesr.errors import UserError
 
 
+def cache_dir(*parts: str) -> str:
+    """Where imagesr writes what it is not told to write elsewhere (samples, the demo, the
+    default pipeline root): ``$IMAGESR_CACHE``, else ``~/.cache/imagesr``."""
+    base = os.environ.get("IMAGESR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "imagesr")
+    return os.path.join(base, *parts)
+
+
 class OutputBusy(UserError):
     """Another imagesr run is writing the same output."""
 

@@ -22,6 +22,7 @@ from typing import Dict, List
 import numpy as np
 
 from imagesr.media import encode_video, write_image
+from imagesr.outputs import cache_dir
 from imagesr.resize import imresize
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,8 @@ CLIP_SIZE = (720, 1280)
 
 
 def default_dir() -> str:
-    """Where sample data lives unless told otherwise ($IMAGESR_CACHE or ~/.cache/imagesr)."""
-    base = os.environ.get("IMAGESR_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "imagesr")
-    return os.path.join(base, "samples")
+    """Where sample data lives unless told otherwise."""
+    return cache_dir("samples")
 
 
 def _skimage_data_dir() -> str:

@@ -4,7 +4,7 @@ and the demo. ``imagesr.cli`` parses the flags and calls these lazily (TFX loads
 import json
 import os
 import sys
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from imagesr.errors import UserError
 
@@ -24,9 +24,23 @@ def _config(args):
     return cfg
 
 
-def _metadata(args) -> str:
-    """The MLMD store: --metadata, else the config's."""
-    return args.metadata or _config(args).metadata_path
+def _stores(args) -> List[str]:
+    """Where runs are read from: --metadata; else the store of --root and/or --config (the
+    config's sections unchecked: reading runs needs only where they are); else the default
+    stores of ``pipeline run`` and ``demo`` that exist."""
+    from imagesr.pipelines.config import default_metadata_paths, load_config
+    from imagesr.pipelines.runs import RunNotFound
+
+    if args.metadata:
+        return [args.metadata]
+    if args.config or args.root:
+        overrides = {"root": args.root} if args.root else {}
+        return [load_config(args.config, check_sections=False, **overrides).metadata_path]
+    stores = [p for p in default_metadata_paths() if os.path.exists(p)]
+    if not stores:
+        raise RunNotFound(f"no pipeline runs yet: no MLMD store at {' or '.join(default_metadata_paths())} "
+                          "(run `imagesr demo` or `imagesr pipeline run`; --root DIR or --metadata FILE look elsewhere)")
+    return stores
 
 
 def _print_run(summary: Dict) -> None:
@@ -90,23 +104,26 @@ def compile_vertex(args) -> int:
 def runs_list(args) -> int:
     from imagesr.pipelines.runs import format_list, list_runs
 
-    runs = list_runs(_metadata(args))
-    print(json.dumps(runs, indent=1) if args.json else format_list(runs))
+    stores = _stores(args)
+    if args.json:
+        print(json.dumps([dict(r, store=s) for s in stores for r in list_runs(s)], indent=1))
+    else:
+        print("\n\n".join((f"runs in {s}:\n" if len(stores) > 1 else "") + format_list(list_runs(s)) for s in stores))
     return 0
 
 
 def runs_show(args) -> int:
-    from imagesr.pipelines.runs import format_show, show
+    from imagesr.pipelines.runs import format_show, show_in
 
-    run = show(_metadata(args), args.run)
+    run = show_in(_stores(args), args.run)
     print(json.dumps(run, indent=1, default=str) if args.json else format_show(run))
     return 0
 
 
 def report(args) -> int:
-    from imagesr.pipelines.runs import show
+    from imagesr.pipelines.runs import show_in
 
-    run = show(_metadata(args), args.run)
+    run = show_in(_stores(args), args.run)
     if not run.get("report") or not os.path.exists(run["report"]):
         print(f"run {run['run_id']} has no report (evaluator state: {run['components'].get('SREvaluator', {}).get('state')})",
               file=sys.stderr)
@@ -118,12 +135,12 @@ def report(args) -> int:
 def demo_config(workdir: str):
     """The whole pipeline on the built-in sample data, sized for a CPU in a few minutes."""
     from imagesr import samples
-    from imagesr.pipelines.config import PipelineConfig
+    from imagesr.pipelines.config import DEMO_NAME, PipelineConfig
 
     paths = samples.materialize(os.path.join(workdir, "samples"))
     shipped = shipped_model()
     return PipelineConfig(
-        name="imagesr-demo",
+        name=DEMO_NAME,
         root=os.path.join(workdir, "tfx"),
         inputs=[paths["train"], paths["davis"], os.path.dirname(paths["video"])],
         patch={"scales": [1.5], "patch_size": 48, "stride": 24, "residual": True, "eval_fraction": 0.3, "frame_stride": 3},
@@ -144,9 +161,9 @@ def shipped_model() -> Optional[str]:
 
 def demo(workdir: Optional[str]) -> int:
     from imagesr.pipelines import local_runner
+    from imagesr.pipelines.config import demo_workdir
 
-    workdir = os.path.abspath(workdir or os.path.join(os.path.expanduser("~"), ".cache", "imagesr", "demo"))
-    cfg = demo_config(workdir)
+    cfg = demo_config(demo_workdir(workdir))
     print(f"[demo] pipeline root {cfg.root}; inputs {cfg.inputs}; warm start {cfg.warm_start or '(none: from scratch)'}")
     summary = local_runner.run(cfg)
     _print_run(summary)
@@ -161,7 +178,9 @@ def add_parsers(sub) -> None:
         if inputs:
             p.add_argument("--input", action="append", default=None, help="extra media to add to the config's inputs")
         if store:
-            p.add_argument("--metadata", default=None, help="MLMD sqlite file (default: the config's)")
+            p.add_argument("--metadata", default=None,
+                           help="MLMD sqlite file (default: the store of --root / --config, else those of "
+                                "`pipeline run` and `demo` without them)")
 
     pl = sub.add_parser("pipeline", help="the TFX pipeline: run locally or compile for Vertex")
     pls = pl.add_subparsers(dest="pipeline_command", metavar="ACTION")

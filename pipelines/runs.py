@@ -3,7 +3,7 @@ URIs, the evaluator's metrics and blessing, and the pushed model (``imagesr runs
 
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 from imagesr import fs
 from imagesr.errors import UserError
@@ -80,6 +80,22 @@ def show(metadata_path: str, run_id: str) -> Dict:
     if run_id not in runs:
         raise RunNotFound(f"no run {run_id!r} in {metadata_path}; known: {sorted(runs)[-5:]}")
     return _summarize(store, runs[run_id], full=True)
+
+
+def show_in(metadata_paths: Sequence[str], run_id: str) -> Dict:
+    """:func:`show` over several stores: the run with that id, or the latest of them all."""
+    if run_id == "latest":
+        started = [(r["started"], p) for p in metadata_paths for r in list_runs(p)]
+        if started:
+            return show(max(started)[1], "latest")
+    if len(metadata_paths) == 1:
+        return show(metadata_paths[0], run_id)
+    for p in metadata_paths:
+        try:
+            return show(p, run_id)
+        except RunNotFound:
+            continue
+    raise RunNotFound(f"no run {run_id!r} in {' or '.join(metadata_paths)}")
 
 
 def _summarize(store, run_ctx, full: bool = False) -> Dict:

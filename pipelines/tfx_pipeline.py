@@ -15,6 +15,7 @@ from tfx import v1 as tfx
 
 from imagesr.errors import UserError
 from imagesr.pipelines.config import SCHEMA_DIR, PipelineConfig, load_config  # noqa: F401  (the config's home; re-exported)
+from imagesr.training.trainer import TrainConfig, trainer_custom_config
 
 
 def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_component: Optional[Dict] = None,
@@ -38,14 +39,14 @@ def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_c
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     gate = ValidationGate(anomalies=validator.outputs["anomalies"])
 
-    custom = dict(config.train)
+    train = dict(config.train)
     if config.warm_start:
-        custom["warm_start"] = config.warm_start
+        train["warm_start"] = config.warm_start
     trainer_kwargs = dict(
         run_fn="imagesr.training.trainer.run_fn",
         examples=example_gen.outputs["examples"],
-        train_args=tfx.proto.TrainArgs(num_steps=int(custom.get("steps", 300))),
-        custom_config=custom,
+        train_args=tfx.proto.TrainArgs(num_steps=TrainConfig.from_dict(train).steps),
+        custom_config=trainer_custom_config(train),
     )
     trainer = (trainer_factory or tfx.components.Trainer)(**trainer_kwargs)
     trainer.add_upstream_node(gate)  # no training on records that break the schema

@@ -49,7 +49,7 @@ def test_records_trainer_model_evaluator_on_gcs(bucket, tmp_path):
     from imagesr.pipelines import patch_job
     from imagesr.scale import Scale
     from imagesr.training.serving import load_upscaler
-    from imagesr.training.trainer import run_fn
+    from imagesr.training.trainer import run_fn, trainer_custom_config
 
     media = tmp_path / "media"
     media.mkdir()
@@ -64,8 +64,9 @@ def test_records_trainer_model_evaluator_on_gcs(bucket, tmp_path):
     serving = fs.join(model_uri, "Format-Serving")
     fn_args = FnArgs(train_files=[f"{data}/Split-train/*"], eval_files=[f"{data}/Split-eval/*"],
                      serving_model_dir=serving, model_run_dir="gs://imagesr-stages/pipeline/Trainer/model_run/7",
-                     train_steps=4, custom_config={"model": "subpixel", "scales": [2], "batch_size": 4,
-                                                   "model_args": {"width": 8, "blocks": 1}, "log_every": 2})
+                     train_steps=4, custom_config=trainer_custom_config({"model": "subpixel", "scales": [2], "batch_size": 4,
+                                                                         "model_args": {"width": 8, "blocks": 1},
+                                                                         "log_every": 2}))
     run_fn(fn_args)
     assert fs.isfile(fs.join(serving, "model.keras"))  # exported to gs://, what the Pusher copies
     summary = json.loads(fs.read_text("gs://imagesr-stages/pipeline/Trainer/model_run/7/train_summary.json"))

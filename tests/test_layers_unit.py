@@ -233,17 +233,20 @@ def test_run_fn_with_a_small_fn_args(tmp_path):
     from tfx.components.trainer.fn_args_utils import FnArgs
 
     from imagesr.training.serving import load_upscaler
-    from imagesr.training.trainer import run_fn
+    from imagesr.training.trainer import run_fn, trainer_custom_config
 
     root = make_dataset(str(tmp_path / "d"), scales=(2,), n_images=2)
     fn_args = FnArgs(train_files=[os.path.join(root, "Split-train", "*")], eval_files=[os.path.join(root, "Split-eval", "*")],
                      serving_model_dir=str(tmp_path / "serving"), model_run_dir=str(tmp_path / "run"), train_steps=3,
-                     custom_config={"model": "subpixel", "scales": [2], "steps": 999, "batch_size": 4,
-                                    "model_args": {"width": 8, "blocks": 1}, "log_every": 1})
+                     custom_config=trainer_custom_config({"model": "subpixel", "scales": [2], "steps": 999, "batch_size": 4,
+                                                          "model_args": {"width": 8, "blocks": 1}, "log_every": 1}))
     run_fn(fn_args)
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["steps"] == 3  # the Trainer's train_steps win over custom_config
     assert load_upscaler(str(tmp_path / "serving")).scale == Scale(2)
-    fn_args.custom_config = {"model": "subpixel", "scales": [2], "stpes": 3}
+    fn_args.custom_config = trainer_custom_config({"model": "subpixel", "scales": [2], "stpes": 3})
     with pytest.raises(UserError, match="stpes"):
+        run_fn(fn_args)
+    fn_args.custom_config = {"model": "subpixel", "scales": [2]}  # options not under their key
+    with pytest.raises(UserError, match="imagesr_train"):
         run_fn(fn_args)

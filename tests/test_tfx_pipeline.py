@@ -8,6 +8,7 @@ pipeline JSON compiles offline."""
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -102,6 +103,36 @@ def test_runs_list_and_show_report_both(two_runs, capsys):
     assert "no run 'no-such-run'" in capsys.readouterr().err
 
 
+def test_runs_need_only_where_the_runs_are(two_runs, tmp_path, monkeypatch, capsys):
+    """--root alone, a config without inputs, and no arguments at all (the default stores of
+    `pipeline run` and `demo`) list, show and report runs."""
+    root, first, second = two_runs
+    assert cli.main(["runs", "list", "--root", str(root), "--json"]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == [first["run_id"], second["run_id"]]
+    config = tmp_path / "where.json"
+    config.write_text(json.dumps({"root": str(root)}))  # no inputs: a run could not start from it, a listing can
+    assert cli.main(["runs", "show", "latest", "--config", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["run_id"] == second["run_id"]
+
+    monkeypatch.setenv("IMAGESR_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["runs", "list"]) == 2
+    assert "no pipeline runs yet" in capsys.readouterr().err
+    demo_root = tmp_path / "cache" / "demo" / "tfx"  # where `imagesr demo` keeps its runs
+    demo_root.mkdir(parents=True)
+    shutil.copy(os.path.join(str(root), "metadata.sqlite"), demo_root / "metadata.sqlite")
+    assert cli.main(["runs", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:4] == [first["run_id"], "COMPLETE", "True", "True"]
+    assert cli.main(["report", "latest"]) == 0
+    assert capsys.readouterr().out.strip() == second["report"]
+    default_root = tmp_path / "cache" / "tfx"  # `pipeline run`'s: both stores are read
+    default_root.mkdir()
+    shutil.copy(os.path.join(str(root), "metadata.sqlite"), default_root / "metadata.sqlite")
+    assert cli.main(["runs", "list", "--json"]) == 0
+    assert {r["store"] for r in json.loads(capsys.readouterr().out)} == {
+        str(default_root / "metadata.sqlite"), str(demo_root / "metadata.sqlite")}
+
+
 def test_retrain_warm_starts_from_the_latest_pushed_model(two_runs, sample_paths, tmp_path, capsys):
     root, first, _ = two_runs
     cfg = tiny_config(root, sample_paths, steps=10).to_json()
@@ -185,7 +216,7 @@ def test_vertex_pipeline_compiles_offline(tmp_path, capsys):
     assert pool["machine_spec"] == {"machine_type": "a2-highgpu-1g", "accelerator_type": "NVIDIA_TESLA_A100",
                                     "accelerator_count": 1}
     assert pool["container_spec"]["image_uri"] == cloud.trainer_image
-    assert custom["ai_platform_enable_vertex"] is True and custom["model"] == "subpixel"
+    assert custom["ai_platform_enable_vertex"] is True and custom["imagesr_train"]["model"] == "subpixel"
     # the Beam components on Dataflow, with the worker image
     for comp in ("PatchExampleGen", "StatisticsGen"):
         container = executors[f"{comp}_executor"]["container"]
@@ -201,3 +232,36 @@ def test_vertex_pipeline_compiles_offline(tmp_path, capsys):
     assert cli.main(["pipeline", "compile-vertex", "--config", os.path.join(root, "infra", "vertex", "pipeline.json"),
                      "--out", str(tmp_path / "none.json")]) == 2
     assert "needs --cloud" in capsys.readouterr().err and not (tmp_path / "none.json").exists()
+
+
+def test_vertex_trainer_runs_with_the_compiled_exec_properties(tmp_path):
+    """What the Vertex training container runs: TFX's Trainer GenericExecutor with the Trainer
+    task's exec properties exactly as the compiled pipeline JSON carries them (the launcher's
+    ai_platform_* keys in custom_config included), on real patch records."""
+    from test_training import make_dataset
+    from tfx.components.trainer.executor import GenericExecutor
+    from tfx.types import artifact_utils, standard_artifacts
+
+    from imagesr.pipelines.vertex_runner import CloudConfig, compile_pipeline
+    from imagesr.training.serving import load_upscaler
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cfg = load_config(os.path.join(root, "infra", "vertex", "pipeline.json"),
+                      train={"model": "subpixel", "scales": [2], "steps": 3, "batch_size": 4,
+                             "model_args": {"width": 8, "blocks": 1}, "log_every": 1},
+                      evaluator={"scales": [2]})
+    cloud = CloudConfig.load(os.path.join(root, "infra", "vertex", "cloud.json"))
+    spec = json.load(open(compile_pipeline(cfg, cloud, str(tmp_path / "vertex.json"))))["pipelineSpec"]
+    params = spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
+    exec_properties = {k: v["runtimeValue"]["constantValue"]["stringValue"] for k, v in params.items()}
+    assert "ai_platform_training_args" in json.loads(exec_properties["custom_config"])  # what the launcher reads
+
+    examples = standard_artifacts.Examples()
+    examples.uri = make_dataset(str(tmp_path / "examples"), scales=(2,), n_images=2)
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    model, model_run = standard_artifacts.Model(), standard_artifacts.ModelRun()
+    model.uri, model_run.uri = str(tmp_path / "model"), str(tmp_path / "model_run")
+    GenericExecutor().Do({"examples": [examples]}, {"model": [model], "model_run": [model_run]}, exec_properties)
+    summary = json.loads((tmp_path / "model_run" / "train_summary.json").read_text())
+    assert summary["steps"] == 3 and summary["config"]["model"] == "subpixel"
+    assert load_upscaler(str(tmp_path / "model" / "Format-Serving")).parameters == summary["parameters"]

@@ -366,16 +366,30 @@ def _stage(files: Sequence[str], folder: str) -> List[str]:
     return out
 
 
+TRAINER_CONFIG_KEY = "imagesr_train"
+
+
+def trainer_custom_config(train: Dict) -> Dict:
+    """The TFX Trainer's ``custom_config`` for a TrainConfig dict: the training options under
+    their own key, because the dict is shared: the Vertex launcher adds its ``ai_platform_*``
+    keys beside them and TFX hands the whole of it to :func:`run_fn` in the training container."""
+    return {TRAINER_CONFIG_KEY: dict(train)}
+
+
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point (GenericExecutor): ``custom_config`` holds a TrainConfig dict;
-    ``train_steps`` from the Trainer's TrainArgs wins over ``custom_config['steps']``. Records,
-    the run folder and the serving folder may be on gs:// (records staged locally for training;
-    the model exported locally, then uploaded)."""
+    """TFX Trainer entry point (GenericExecutor): ``custom_config[TRAINER_CONFIG_KEY]`` holds a
+    TrainConfig dict (other keys belong to the launcher); ``train_steps`` from the Trainer's
+    TrainArgs wins over its ``steps``. Records, the run folder and the serving folder may be on
+    gs:// (records staged locally for training; the model exported locally, then uploaded)."""
     import tempfile
 
     from imagesr import fs
 
-    cfg = dict(fn_args.custom_config or {})
+    custom = fn_args.custom_config or {}
+    if not isinstance(custom.get(TRAINER_CONFIG_KEY), dict):
+        raise UserError(f"the Trainer's custom_config has no training options under {TRAINER_CONFIG_KEY!r} "
+                        f"(keys: {sorted(custom)}); build it with trainer_custom_config()")
+    cfg = dict(custom[TRAINER_CONFIG_KEY])
     if fn_args.train_steps is not None:
         cfg["steps"] = int(fn_args.train_steps)
     config = TrainConfig.from_dict(cfg)
