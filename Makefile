@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` (set up + run the main job on built-in sample data)
-# and `make test` (set up + lint + the test suite). .ci/run calls `make test`.
+# and `make test` (set up + lint + package checks + the core install + the test suite). .ci/run calls `make test`.
 .PHONY: setup demo lint test test-fast bench
 
 setup:
@@ -10,9 +10,10 @@ demo: setup
 
 lint: setup
 	.venv/bin/ruff check .
-	@bash .ci/check_layers.sh
+	@bash .ci/check_package.sh
 
 test: lint
+	@bash .ci/check_core_install.sh
 	.venv/bin/python -m pytest -q -ra
 
 test-fast: setup

@@ -35,12 +35,9 @@ import sys
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from imagesr.patches import PatchOptions  # noqa: E402
-from imagesr.records import write_tfrecord  # noqa: E402
-from imagesr.sources import assign_splits, discover, process_source  # noqa: E402
+from imagesr.patches import PatchOptions
+from imagesr.records import write_tfrecord
+from imagesr.sources import assign_splits, discover, process_source
 
 # name -> (model, scales, learning rate, steps per compiled call, model args)
 # SubPixel-SR is wider and deeper here than the shipped CPU model (64 channels, 6 blocks: about
@@ -126,8 +123,7 @@ class Evaluations:
             self.cond.notify()
 
     def _run(self, worker: int, cores):
-        env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join(
-            p for p in [ROOT, os.environ.get("PYTHONPATH", "")] if p))
+        env = dict(os.environ, JAX_PLATFORMS="cpu")
         while True:
             with self.cond:
                 while not self.jobs and not self.closed:
@@ -225,7 +221,7 @@ def run_group(args, names, budgets, log):
     """Train ``names`` at the same time, one child process each, their output prefixed in the
     log; returns {name: (summary or None, error or None, wall seconds)}."""
     procs, t, ended = {}, time.perf_counter(), {}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in [ROOT, os.environ.get("PYTHONPATH", "")] if p))
+    env = dict(os.environ)
     if len(names) > 1:  # JAX takes 75% of the GPU's memory per process by default
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 / len(names):.2f}"
     for name in names:

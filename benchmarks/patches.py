@@ -22,11 +22,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from imagesr.patches import PatchOptions  # noqa: E402
-from imagesr.records import write_tfrecord  # noqa: E402
-from imagesr.sources import assign_splits, discover, process_source  # noqa: E402
+from imagesr.patches import PatchOptions
+from imagesr.records import write_tfrecord
+from imagesr.sources import assign_splits, discover, process_source
 
 
 def plain_loop(inputs, out):

@@ -19,12 +19,11 @@ import tempfile
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-SHARED = os.path.join(ROOT, "..", "shared", "data")
+from imagesr.media import decode_image, iter_frames, list_frames
+from imagesr.metrics import psnr, ssim
 
-from imagesr.media import decode_image, iter_frames, list_frames  # noqa: E402
-from imagesr.metrics import psnr, ssim  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(ROOT, "..", "shared", "data")
 
 
 def _ground_truth(source: str, frames: int) -> np.ndarray:

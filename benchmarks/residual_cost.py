@@ -9,17 +9,15 @@ usage: python benchmarks/residual_cost.py [--train ../shared/data/train] [--ever
 import argparse
 import glob
 import os
-import sys
 import time
 import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from imagesr.components.patch_transform import GZIP_LEVEL
+from imagesr.media import decode_image
+from imagesr.patches import PatchOptions, sample_frame
+from imagesr.records import encode_pair
 
-from components.patch_transform import GZIP_LEVEL  # noqa: E402
-from imagesr.media import decode_image  # noqa: E402
-from imagesr.patches import PatchOptions, sample_frame  # noqa: E402
-from imagesr.records import encode_pair  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main():

@@ -8,18 +8,15 @@ usage: python benchmarks/resize.py [--image PATH] [--repeats N]
 """
 
 import argparse
-import os
 import platform
 import statistics
-import sys
 import time
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from imagesr.media import decode_image  # noqa: E402
-from imagesr.resize import imresize  # noqa: E402
+from imagesr.media import decode_image
+from imagesr.resize import imresize
 
 
 def _photo(path):

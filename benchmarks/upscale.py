@@ -39,12 +39,11 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from imagesr.media import ffmpeg_binary, iter_video_frames, probe_video  # noqa: E402
-from imagesr.upscale import FrameProcessor, parse_size, upscale  # noqa: E402
+from imagesr.media import ffmpeg_binary, iter_video_frames, probe_video
+from imagesr.upscale import FrameProcessor, parse_size, upscale
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_CLIP = os.path.join(ROOT, "..", "shared", "data", "video", "cockatoo.mp4")

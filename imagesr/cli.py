@@ -262,6 +262,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# The optional dependencies by the extra that installs them (pyproject.toml).
+EXTRA_OF_MODULE = {"tensorflow": "tf", "jax": "jax", "apache_beam": "pipeline", "tfx": "pipeline",
+                   "tfx_bsl": "pipeline", "ml_metadata": "pipeline", "tensorflow_data_validation": "pipeline",
+                   "kfp": "pipeline", "yaml": "pipeline", "google": "gcs"}
+
+
+def _missing_extra(error: ModuleNotFoundError, command: str) -> int:
+    """A command that needs a dependency this install lacks: which extra brings it, one line,
+    exit 2. A module imagesr does not know as optional is a bug: re-raised with its traceback."""
+    extra = EXTRA_OF_MODULE.get((error.name or "").split(".")[0])
+    if extra is None:
+        raise error
+    print(f"imagesr: error: `imagesr {command}` needs {error.name}, which this install lacks: "
+          f"pip install 'imagesr[{extra}]'", file=sys.stderr)
+    return 2
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     # google-api-core warns on every import that Python 3.10 support is ending (TFX 1.16 needs 3.10).
     warnings.filterwarnings("ignore", message=".*non-supported Python version.*", category=FutureWarning)
@@ -273,7 +290,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         import importlib
 
         module, func = PASSTHROUGH[argv[lead]]
-        return getattr(importlib.import_module(module), func)(argv[lead + 1:] + (["-v"] if lead else []))
+        try:
+            return getattr(importlib.import_module(module), func)(argv[lead + 1:] + (["-v"] if lead else []))
+        except ModuleNotFoundError as e:
+            return _missing_extra(e, argv[lead])
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
@@ -286,6 +306,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except UserError as e:  # bad input: one line. Anything else is a bug: its traceback, exit 1.
         print(f"imagesr: error: {e}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:
+        return _missing_extra(e, args.command)
     except Terminated:
         print("imagesr: terminated", file=sys.stderr)
         return 143

@@ -130,8 +130,8 @@ def test_demo_pipeline_warm_starts_from_the_shipped_default(tmp_path):
     """``make demo`` fine-tunes the shipped default: its config must pass the pipeline's own
     checks and train the architecture and scale of the model it starts from."""
     _installed()
-    from pipelines.commands import demo_config
-    from pipelines.config import check
+    from imagesr.pipelines.commands import demo_config
+    from imagesr.pipelines.config import check
 
     cfg = demo_config(str(tmp_path))
     default = shipped.get(shipped.DEFAULT)
@@ -140,3 +140,24 @@ def test_demo_pipeline_warm_starts_from_the_shipped_default(tmp_path):
     assert [float(s) for s in cfg.train["scales"]] == list(default.scales)
     assert all(os.path.exists(p) for p in cfg.inputs), cfg.inputs
     check(cfg)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_each_shipped_model_reproduces_its_card_on_set5(name):
+    """Each shipped file loads under this Keras and backend and measures what its card says on
+    Set5 (the files are saved by the oldest Keras the project supports and read by the newest)."""
+    _installed()
+    from conftest import shared_path
+
+    from imagesr.evaluation import evaluate_folder
+    from imagesr.training.serving import load_upscaler
+
+    model = shipped.get(name)
+    up = load_upscaler(model.path)
+    card = model.figures["Set5"]
+    results = evaluate_folder(shared_path("bench", "Set5", "HR"), [float(s) for s in card], up.evaluation_upscaler)
+    got = {f"{r.scale:g}": round(r.psnr_y, 2) for r in results}
+    want = {s: v[0] for s, v in card.items()}
+    print(f"{name} Set5: card {want}, measured {got}")
+    assert all(abs(got[s] - want[s]) <= 0.05 for s in want), (got, want)

@@ -221,8 +221,6 @@ def _load_files_in_children(files, kind, scales, crop, workers: int):
     import sys
     import tempfile
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     with tempfile.TemporaryDirectory(prefix="imagesr-load-") as tmp:
         pending = list(enumerate(files))
         running = []
@@ -230,7 +228,7 @@ def _load_files_in_children(files, kind, scales, crop, workers: int):
             while pending and len(running) < workers:
                 i, f = pending.pop(0)
                 arg = json.dumps([f, kind, list(scales) if scales else None, crop, os.path.join(tmp, str(i))])
-                running.append((i, f, subprocess.Popen([sys.executable, "-c", _CHILD, arg], env=env,
+                running.append((i, f, subprocess.Popen([sys.executable, "-c", _CHILD, arg],
                                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
             i, f, p = running.pop(0)
             err = p.communicate()[1]
