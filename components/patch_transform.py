@@ -23,6 +23,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from imagesr.components.beam_internals import use_fast_crc32c, use_gzip_level
 from imagesr.patches import PatchOptions
 from imagesr.sources import Source, SourceRun
 
@@ -96,49 +97,6 @@ def configure_gcs_emulator() -> None:
 
 
 configure_gcs_emulator()  # at import: covers the driver and every worker process unpickling this module
-
-
-def use_fast_crc32c() -> None:
-    """Beam's TFRecord sink falls back to crcmod (about 20 us per 8 KB record) when the old
-    python-snappy is absent; google-crc32c (a google-cloud-storage dependency) is ~40x faster.
-    The write stage is fused with ProcessSourceFn, so setting it in setup() covers it."""
-    try:
-        import google_crc32c
-        from apache_beam.io import tfrecordio
-
-        if getattr(tfrecordio._default_crc32c_fn, "fn", None) is None:
-            tfrecordio._default_crc32c_fn.fn = google_crc32c.value
-    except (ImportError, AttributeError):  # keep Beam's own implementation
-        pass
-
-
-GZIP_LEVEL = 1  # the records' gzip level: see use_gzip_level
-
-
-def use_gzip_level(level: int = GZIP_LEVEL) -> None:
-    """Beam compresses TFRecords at zlib's default level 6, which costs more than cutting the
-    patches (several times more for the int16 residuals, which deflate slowly); level 1 writes
-    files about 10% larger at a fraction of the time (BENCHMARKS.md). Beam has no option for
-    it, so its compressor factory is wrapped, in the worker processes that write (this DoFn's
-    setup: the writes are fused with it); reading is unchanged."""
-    import zlib
-
-    from apache_beam.io import filesystem
-
-    cls = filesystem.CompressedFile
-    if getattr(cls, "_imagesr_gzip_level", None) == level:
-        return
-    original = getattr(cls, "_imagesr_original_init_compressor", cls._initialize_compressor)
-
-    def _initialize_compressor(self):
-        if self._compression_type == filesystem.CompressionTypes.GZIP:
-            self._compressor = zlib.compressobj(level, zlib.DEFLATED, self._gzip_mask)
-        else:
-            original(self)
-
-    cls._imagesr_original_init_compressor = original
-    cls._initialize_compressor = _initialize_compressor
-    cls._imagesr_gzip_level = level
 
 
 class ProcessSourceFn(beam.DoFn):
