@@ -4,6 +4,7 @@ checked without loading TFX."""
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from imagesr.degrade import Degradation, parse
 from imagesr.errors import check_keys
 
 
@@ -27,7 +28,25 @@ class EvaluatorConfig:
     real_video: Optional[str] = "h264-crf23+bicubic"
     real_video_margin_db: float = 0.0
 
+    def __post_init__(self):
+        self.real_video_degradation  # a bad name fails when the config is read, in one line
+
+    @property
+    def real_video_degradation(self) -> Optional[Degradation]:
+        return None if self.real_video is None else parse(self.real_video)
+
     @classmethod
     def from_dict(cls, d: Dict) -> "EvaluatorConfig":
         check_keys(d, cls, "evaluator options")
         return cls(**d)
+
+
+def describe_timing(setup: Dict) -> str:
+    """What the timing measured, from the setup it ran with: ``30 frames 1280x720 -> 1920x1080``."""
+    (ih, iw), (oh, ow) = setup["input"], setup["output"]
+    return f"{setup['frames']} frames {iw}x{ih} -> {ow}x{oh}"
+
+
+def row_label(row: Dict) -> str:
+    """A PSNR row's benchmark as people read it: ``Set5``, ``Set5 [h264-crf23+bicubic]``."""
+    return row["benchmark"] if row.get("degradation", "clean") == "clean" else f"{row['benchmark']} [{row['degradation']}]"

@@ -1,7 +1,7 @@
 """The evaluation report: one self-contained HTML file (no external assets, opens offline).
 
-Sections: the blessing decision with its reasons; PSNR/SSIM per benchmark and scale for
-candidate, baseline and bicubic; time for 30 frames 720p -> 1080p and parameters; a
+Sections: the blessing decision with its reasons; PSNR/SSIM per benchmark, degradation and
+scale for candidate, baseline and bicubic; the time for the timing frames and parameters; a
 PSNR-versus-time plot (inline SVG); side-by-side crops bicubic / model / ground truth of
 the region where the model gains most over bicubic (inline PNGs).
 """
@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image
 
 from imagesr import evaluation, resize
+from imagesr.components.evaluator_config import describe_timing
+from imagesr.degrade import CLEAN, Degradation
 
 COLORS = {"candidate": "#d62728", "baseline": "#1f77b4", "bicubic": "#7f7f7f"}
 
@@ -32,14 +34,16 @@ def _png_data_uri(img: np.ndarray, zoom: int = 3) -> str:
 
 
 def _psnr_table(rows: List[Dict]) -> str:
-    keys = sorted({(r["benchmark"], r["scale"]) for r in rows})
+    keys = sorted({(r["benchmark"], r.get("degradation", "clean"), r["scale"]) for r in rows})
     roles = [m for m in ("candidate", "baseline", "bicubic") if any(r["model"] == m for r in rows)]
-    cell = {(r["benchmark"], r["scale"], r["model"]): r for r in rows}
-    out = ["<table><tr><th>benchmark</th><th>scale</th>"] + [f"<th>{m} PSNR-Y / SSIM</th>" for m in roles] + ["</tr>"]
-    for b, s in keys:
-        out.append(f"<tr><td>{html.escape(b)}</td><td>x{s:g}</td>")
+    cell = {(r["benchmark"], r.get("degradation", "clean"), r["scale"], r["model"]): r for r in rows}
+    out = ["<table><tr><th>benchmark</th><th>LR made by</th><th>scale</th>"] + \
+        [f"<th>{m} PSNR-Y / SSIM</th>" for m in roles] + ["</tr>"]
+    for b, d, s in keys:
+        how = "MATLAB bicubic" if d == "clean" else d
+        out.append(f"<tr><td>{html.escape(b)}</td><td>{html.escape(how)}</td><td>x{s:g}</td>")
         for m in roles:
-            r = cell.get((b, s, m))
+            r = cell.get((b, d, s, m))
             out.append(f"<td>{r['psnr_y']:.2f} dB / {r['ssim_y']:.4f}</td>" if r else "<td>-</td>")
         out.append("</tr>")
     out.append("</table>")
@@ -52,10 +56,10 @@ def _plot(metrics: Dict) -> str:
     cand = [r for r in rows if r["model"] == "candidate"]
     if not cand:
         return "<p>(no PSNR to plot)</p>"
-    b, s = cand[0]["benchmark"], cand[0]["scale"]
+    b, d, s = cand[0]["benchmark"], cand[0].get("degradation", "clean"), cand[0]["scale"]
     pts = []
     for r in rows:
-        if (r["benchmark"], r["scale"]) == (b, s) and r["model"] in metrics["timing"]:
+        if (r["benchmark"], r.get("degradation", "clean"), r["scale"]) == (b, d, s) and r["model"] in metrics["timing"]:
             pts.append((r["model"], metrics["timing"][r["model"]]["seconds"], r["psnr_y"]))
     w, h, pad = 640, 320, 60
     ts = [max(p[1], 1e-4) for p in pts]
@@ -71,7 +75,7 @@ def _plot(metrics: Dict) -> str:
     svg = [f'<svg width="{w}" height="{h}" xmlns="http://www.w3.org/2000/svg" style="background:#fff;border:1px solid #ccc">',
            f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="#000"/>',
            f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="#000"/>',
-           f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle" font-size="12">seconds for {metrics["timing_setup"]["frames"]} frames 720p-&gt;1080p (log scale; left is faster)</text>',
+           f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle" font-size="12">seconds for {html.escape(describe_timing(metrics["timing_setup"]))} (log scale; left is faster)</text>',
            f'<text x="15" y="{h / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 15 {h / 2})">PSNR-Y {html.escape(b)} x{s:g} (dB)</text>']
     for k in range(int(math.floor(lo_t)), int(math.ceil(hi_t)) + 1):
         x, _ = xy(10.0**k, lo_p)
@@ -87,7 +91,7 @@ def _plot(metrics: Dict) -> str:
 
 
 def _crops(models: Dict, folder: str, scale: Optional[float], count: int = 2, size: int = 64,
-           degradation: Optional[str] = None) -> str:
+           degradation: Degradation = CLEAN) -> str:
     if scale is None:
         return ""
     files = evaluation.list_images(folder)[:count]
@@ -113,14 +117,14 @@ def _crops(models: Dict, folder: str, scale: Optional[float], count: int = 2, si
         imgs = "".join(
             f'<figure><img src="{_png_data_uri(np.ascontiguousarray(a[y:y + size, x:x + size]))}"/><figcaption>{n}</figcaption></figure>'
             for n, a in cells)
-        how = f", LR by {html.escape(degradation)}" if degradation else ""
+        how = f", LR by {html.escape(degradation.name)}" if degradation != CLEAN else ""
         out.append(f"<div class='crops'><h4>{html.escape(os.path.basename(path))} x{scale:g}{how}, region ({x}, {y})</h4>"
                    f"{imgs}</div>")
     return "".join(out)
 
 
 def write_report(path: str, metrics: Dict, models: Dict, crop_folder: str, crop_scale: Optional[float],
-                 real_video: Optional[str] = None) -> str:
+                 real_video: Optional[Degradation] = None) -> str:
     verdict = "BLESSED" if metrics["blessed"] else "NOT BLESSED"
     color = "#2ca02c" if metrics["blessed"] else "#d62728"
     timing_rows = "".join(
@@ -141,17 +145,17 @@ li {{ margin: 2px 0; }}
 <p class="verdict">{verdict}</p>
 <ul>{''.join(f'<li>{html.escape(r)}</li>' for r in metrics['reasons'])}</ul>
 {''.join(f'<p><i>{html.escape(n)}</i></p>' for n in metrics.get('notes', []))}
-<h2>Quality (Y-PSNR / SSIM, MATLAB bicubic degradation, border = scale)</h2>
+<h2>Quality (Y-PSNR / SSIM, border = scale)</h2>
 {_psnr_table(metrics['psnr'])}
 <h2>Speed and size</h2>
-<p>{setup['frames']} frames {setup['input'][1]}x{setup['input'][0]} -&gt; {setup['output'][1]}x{setup['output'][0]},
-batch {setup['batch']}, median of {setup['repeats']} after a warm-up, on this machine.</p>
+<p>{html.escape(describe_timing(setup))}, batch {setup['batch']}, median of {setup['repeats']} after a warm-up,
+on this machine.</p>
 <table><tr><th>model</th><th>kind</th><th>parameters</th><th>time for the frames</th><th>fps</th></tr>{timing_rows}</table>
 <h2>PSNR versus time</h2>
 {_plot(metrics)}
 <h2>Side by side (bicubic / model / ground truth, 3x zoom)</h2>
 {_crops(models, crop_folder, crop_scale)}
-{f"<h2>Side by side on real-video input ({html.escape(real_video)})</h2>" + _crops(models, crop_folder, crop_scale, degradation=real_video) if real_video else ""}
+{f"<h2>Side by side on real-video input ({html.escape(real_video.name)})</h2>" + _crops(models, crop_folder, crop_scale, degradation=real_video) if real_video else ""}
 <h2>Models</h2>
 <ul>{''.join(f"<li>{role}: {html.escape(str(m['path']))}</li>" for role, m in metrics['models'].items())}</ul>
 </body></html>

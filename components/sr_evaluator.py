@@ -1,5 +1,6 @@
-"""The SR evaluator: PSNR/SSIM on benchmarks and on eval-split frames, the time to upscale
-30 frames 720p -> 1080p, the parameter count, a blessing decision and a report.
+"""The SR evaluator: PSNR/SSIM on benchmarks (clean and through the real-video degradation) and
+on eval-split frames, the time to upscale the timing frames (30 frames 720p -> 1080p by
+default), the parameter count, a blessing decision and a report.
 
 :func:`evaluate_model` holds the logic (usable without TFX); :func:`SREvaluator` is the TFX
 component around it. Every PSNR comes from ``imagesr.evaluation.evaluate_folder``, the same
@@ -8,7 +9,7 @@ protocol as ``imagesr bench bicubic`` and ``imagesr evaluate``.
 Blessing: the candidate must beat bicubic by ``margin_db`` on every benchmark and scale, be
 no worse than the blessed baseline (when there is one) by more than ``tolerance_db`` on the
 benchmark/scale pairs both can be evaluated on, and, if ``time_budget_s`` is set, upscale the
-30 frames within it.
+timing frames within it.
 """
 
 
@@ -28,7 +29,8 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from imagesr import evaluation, fs, media
-from imagesr.components.evaluator_config import EvaluatorConfig
+from imagesr.components.evaluator_config import EvaluatorConfig, describe_timing, row_label
+from imagesr.degrade import CLEAN, Degradation
 from imagesr.errors import UserError
 from imagesr.media import write_image
 
@@ -114,22 +116,24 @@ def _evaluate_into(model_dir: str, out_dir: str, config: EvaluatorConfig, baseli
     scales = _scales_for(models["candidate"], config.scales)
     rows, per_image = [], []
 
-    def run(folder: str, name: str, s_list: Sequence[float], degradation=None):
-        for role, up in models.items():
-            ok = [s for s in s_list if up.supports(s)]
-            if not ok:
-                continue
-            for r in evaluation.evaluate_folder(folder, ok, up.evaluation_upscaler, degradation=degradation):
-                rows.append({"benchmark": name, "scale": r.scale, "model": role, "psnr_y": r.psnr_y,
-                             "ssim_y": r.ssim_y, "images": r.images})
-                per_image.extend({"benchmark": name, "scale": i.scale, "model": role, "image": i.image,
-                                  "psnr_y": i.psnr_y, "ssim_y": i.ssim_y} for i in r.per_image)
+    def run(folder: str, name: str, s_list: Sequence[float], degradation: Degradation = CLEAN):
+        """Every model on the same LR (one encoder round trip per image for real-video input)."""
+        todo = {role: (up.evaluation_upscaler, [s for s in s_list if up.supports(s)]) for role, up in models.items()}
+        todo = {role: job for role, job in todo.items() if job[1]}
+        if not todo:
+            return
+        for role, results in evaluation.evaluate_models(folder, todo, degradation=degradation).items():
+            for r in results:
+                rows.append({"benchmark": name, "degradation": degradation.name, "scale": r.scale, "model": role,
+                             "psnr_y": r.psnr_y, "ssim_y": r.ssim_y, "images": r.images})
+                per_image.extend({"benchmark": name, "degradation": degradation.name, "scale": i.scale,
+                                  "model": role, "image": i.image, "psnr_y": i.psnr_y, "ssim_y": i.ssim_y}
+                                 for i in r.per_image)
 
     for folder in benchmarks:
         run(folder, os.path.basename(os.path.normpath(folder)), scales)
-        if config.real_video:  # the same images through the real-video path (codec, another kernel)
-            run(folder, f"{os.path.basename(os.path.normpath(folder))} [{config.real_video}]", scales,
-                config.real_video)
+        if config.real_video_degradation:  # the same images through the real-video path (codec, another kernel)
+            run(folder, os.path.basename(os.path.normpath(folder)), scales, config.real_video_degradation)
     notes = []
     with tempfile.TemporaryDirectory(prefix="imagesr-evalsplit-") as tmp:
         n = _eval_split_frames(examples_uri, config.max_eval_frames, tmp) if examples_uri else 0
@@ -145,7 +149,9 @@ def _evaluate_into(model_dir: str, out_dir: str, config: EvaluatorConfig, baseli
     timing = {role: time_upscaler(up, frames, out_size, config.timing_batch, config.timing_repeats)
               for role, up in models.items()}
 
-    blessed, reasons = decide(rows, timing, config)
+    setup = {"frames": len(frames), "input": list(frames.shape[1:3]), "output": list(out_size),
+             "batch": config.timing_batch, "repeats": config.timing_repeats}
+    blessed, reasons = decide(rows, timing, setup, config)
     metrics = {
         "blessed": blessed,
         "reasons": reasons,
@@ -155,48 +161,49 @@ def _evaluate_into(model_dir: str, out_dir: str, config: EvaluatorConfig, baseli
                    for role, up in models.items()},
         "psnr": rows,
         "timing": {role: {k: v for k, v in t.items()} for role, t in timing.items()},
-        "timing_setup": {"frames": len(frames), "input": list(frames.shape[1:3]), "output": list(out_size),
-                         "batch": config.timing_batch, "repeats": config.timing_repeats},
+        "timing_setup": setup,
         "config": asdict(config),
     }
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1, default=float)
     with open(os.path.join(out_dir, "per_image.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["benchmark", "scale", "model", "image", "psnr_y", "ssim_y"])
+        w = csv.DictWriter(f, fieldnames=["benchmark", "degradation", "scale", "model", "image", "psnr_y", "ssim_y"])
         w.writeheader()
         w.writerows(per_image)
     write_report(os.path.join(out_dir, "report.html"), metrics, models, benchmarks[0], scales[0] if scales else None,
-                 real_video=config.real_video)
+                 real_video=config.real_video_degradation)
     return metrics
 
 
-def decide(rows: List[Dict], timing: Dict, config: EvaluatorConfig):
+def decide(rows: List[Dict], timing: Dict, setup: Dict, config: EvaluatorConfig):
     """(blessed, reasons): every rule checked, each reason a readable sentence."""
-    table = {(r["benchmark"], r["scale"], r["model"]): r["psnr_y"] for r in rows}
+    table = {(r["benchmark"], r.get("degradation", "clean"), r["scale"], r["model"]): r["psnr_y"] for r in rows}
     reasons: List[str] = []
     ok = True
-    keys = sorted({(b, s) for b, s, m in table if m == "candidate"})
+    keys = sorted({(b, d, s) for b, d, s, m in table if m == "candidate"})
     if not keys:
         return False, ["the candidate could not be evaluated on any benchmark"]
-    for b, s in keys:
-        cand, bic = table[(b, s, "candidate")], table.get((b, s, "bicubic"))
-        margin = config.real_video_margin_db if b.endswith("]") else config.margin_db  # "<bench> [<degradation>]"
+    for b, d, s in keys:
+        label = row_label({"benchmark": b, "degradation": d})
+        cand, bic = table[(b, d, s, "candidate")], table.get((b, d, s, "bicubic"))
+        margin = config.margin_db if d == "clean" else config.real_video_margin_db
         if bic is not None:
             good = cand >= bic + margin
             ok &= good
-            reasons.append(f"{b} x{s:g}: {cand:.2f} dB vs bicubic {bic:.2f} dB "
+            reasons.append(f"{label} x{s:g}: {cand:.2f} dB vs bicubic {bic:.2f} dB "
                            f"({'beats' if good else 'does not beat'} it by the margin {margin} dB)")
-        base = table.get((b, s, "baseline"))
+        base = table.get((b, d, s, "baseline"))
         if base is not None:
             good = cand >= base - config.tolerance_db
             ok &= good
-            reasons.append(f"{b} x{s:g}: {cand:.2f} dB vs blessed baseline {base:.2f} dB "
+            reasons.append(f"{label} x{s:g}: {cand:.2f} dB vs blessed baseline {base:.2f} dB "
                            f"({'within' if good else 'worse than'} the tolerance {config.tolerance_db} dB)")
     if config.time_budget_s is not None:
         t = timing["candidate"]["seconds"]
         good = t <= config.time_budget_s
         ok &= good
-        reasons.append(f"30 frames in {t:.3f} s ({'within' if good else 'over'} the budget {config.time_budget_s} s)")
+        reasons.append(f"{describe_timing(setup)} in {t:.3f} s ({'within' if good else 'over'} the budget "
+                       f"{config.time_budget_s} s)")
     return bool(ok), reasons
 
 
@@ -235,7 +242,8 @@ def SREvaluator(
         f.write("\n".join(metrics["reasons"]) + "\n")
     cand = [r for r in metrics["psnr"] if r["model"] == "candidate"]
     for r in cand:
-        evaluation.set_float_custom_property(f"psnr_{r['benchmark']}_x{r['scale']:g}", r["psnr_y"])
+        deg = "" if r["degradation"] == "clean" else f"_{r['degradation']}"
+        evaluation.set_float_custom_property(f"psnr_{r['benchmark']}{deg}_x{r['scale']:g}", r["psnr_y"])
     evaluation.set_float_custom_property("timing_seconds", metrics["timing"]["candidate"]["seconds"])
     evaluation.set_int_custom_property("timing_frames", metrics["timing_setup"]["frames"])
     evaluation.set_int_custom_property("parameters", metrics["models"]["candidate"]["parameters"])

@@ -30,6 +30,13 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _degradation(text: str):
+    """--degradation NAME as the one Degradation type (imagesr.degrade)."""
+    from imagesr import degrade
+
+    return degrade.check_available(degrade.parse(text))
+
+
 # --------------------------------------------------------------------------- bench
 
 
@@ -97,16 +104,17 @@ def _cmd_evaluate(args) -> int:
     from imagesr import evaluation, shipped
     from imagesr.training.serving import load_upscaler
 
+    degradation = _degradation(args.degradation)
     up = load_upscaler(shipped.resolve(args.model))
     scales = args.scales or ([up.scale] if up.scale else [2, 3, 4])
     for s in scales:
         if not up.supports(s):
             raise UsageError(f"{args.model} is a x{up.scale:g} model; it cannot be evaluated at x{s:g}")
     t0 = time.perf_counter()
-    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler, degradation=args.degradation)
+    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler, degradation=degradation)
     if args.json:
         print(json.dumps(evaluation.results_json(args.dataset, results, model=args.model, kind=up.kind,
-                                                 parameters=up.parameters, degradation=args.degradation or "clean")))
+                                                 parameters=up.parameters, degradation=degradation.name)))
     else:
         print(evaluation.format_table(results, f"{up.kind} ({up.parameters:,} parameters) on {args.dataset}"))
         print(f"({time.perf_counter() - t0:.1f} s)")
@@ -210,9 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", required=True, help="a shipped model's name (imagesr models), model dir, .keras file, or 'bicubic'")
     e.add_argument("--dataset", required=True, help="folder of HR images")
     e.add_argument("--scales", type=scale_arg, nargs="+", default=None, help="default: the model's scale, or 2 3 4")
-    e.add_argument("--degradation", default=None, metavar="NAME",
+    e.add_argument("--degradation", default="clean", metavar="NAME",
                    help="make the LR through this degradation instead of the MATLAB bicubic: e.g. "
-                        "'h264-crf23+bicubic' (real video: ffmpeg's bicubic, then H.264 CRF 23), 'jpeg-q75+area'")
+                        "'h264-crf23+bicubic' (real video: ffmpeg's bicubic, then H.264 CRF 23), 'jpeg-q75+area', "
+                        "'h265-crf28+lanczos' (where ffmpeg has libx265)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=_cmd_evaluate)
 

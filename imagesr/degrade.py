@@ -5,13 +5,17 @@
   and the source's id, so the same inputs give the same records): the downscaling kernel
   (MATLAB bicubic, or ffmpeg's bicubic, bilinear, lanczos or area), optionally a slight blur
   before it and sensor-like noise after it, then compression by the real encoders: JPEG for
-  an image, H.264 (or H.265 where ffmpeg has it) over a video's or a sequence's LR frames
-  *as a sequence*, so that inter-frame prediction is real, decoded back;
+  an image, H.264 over a video's or a sequence's LR frames *as a sequence*, so that
+  inter-frame prediction is real, decoded back;
 * ``mixed``: each source clean or realistic, half and half (seeded).
 
-A :class:`Degradation` has a compact name (``h264-crf27+lanczos+noise1.5``) that every record
-carries and the manifest counts. :data:`REAL_VIDEO` is the evaluator's default real-video
-path: ffmpeg's bicubic downscale, then H.264 CRF 23 in 4:2:0.
+A :class:`Degradation` is the one type from the command line to the records to the
+evaluator; its compact name (``h264-crf27+lanczos+noise1.5``, :func:`parse` reads it back) is
+its form in text: the records, the manifest, the evaluator's config and metrics. H.265
+(``h265-crf28+bicubic``) is a degradation to evaluate on (``imagesr evaluate --degradation``)
+where ffmpeg has libx265; the patch job's realistic draws use H.264 only, so that the same
+inputs give the same records on every machine. :data:`REAL_VIDEO` is the evaluator's default
+real-video path: ffmpeg's bicubic downscale, then H.264 CRF 23 in 4:2:0.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ CLEAN = Degradation()
 REAL_VIDEO = Degradation(kernel="bicubic", codec="h264", quality=23)  # the evaluator's real-video default
 
 
-def draw(mode: str, seed: int, source_id: str, kind: str, h265: bool = False) -> Degradation:
+def draw(mode: str, seed: int, source_id: str, kind: str) -> Degradation:
     """The degradation of one source: seeded by the job's seed and the source's id."""
     if mode not in MODES:
         raise UserError(f"--degradation must be one of {', '.join(MODES)}, got {mode!r}")
@@ -92,8 +96,7 @@ def draw(mode: str, seed: int, source_id: str, kind: str, h265: bool = False) ->
     if kind == "image":
         codec, quality = "jpeg", int(rng.integers(40, 96))
     else:
-        codec = "h265" if h265 and rng.random() < 0.3 else "h264"
-        quality = int(rng.integers(18, 33))
+        codec, quality = "h264", int(rng.integers(18, 33))
     return Degradation(kernel=kernel, blur=blur, noise=noise, codec=codec, quality=quality)
 
 
@@ -158,6 +161,13 @@ def has_h265() -> bool:
 
     out = subprocess.run([ffmpeg_binary(), "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
     return " libx265 " in out
+
+
+def check_available(deg: Degradation) -> Degradation:
+    """``deg``, or one line saying this ffmpeg cannot make it (H.265 needs libx265)."""
+    if deg.codec == "h265" and not has_h265():
+        raise UserError(f"degradation {deg.name!r}: this ffmpeg has no libx265 encoder (H.265); use h264-crf...")
+    return deg
 
 
 def apply(frames: Sequence[np.ndarray], lr_size, deg: Degradation, seed: int = 0) -> List[np.ndarray]:

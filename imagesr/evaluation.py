@@ -12,18 +12,18 @@ one channel.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
-from imagesr import metrics, resize
+from imagesr import degrade, metrics, resize
+from imagesr.degrade import CLEAN, Degradation
 from imagesr.media import IMAGE_EXTENSIONS, MediaError, decode_image
 from imagesr.scale import Scale
 
@@ -104,33 +104,16 @@ def too_small(hr: np.ndarray, scale: float) -> bool:
     return min(h, w) - 2 * int(math.ceil(scale)) < SSIM_WINDOW
 
 
-def degraded_lr(rgb: np.ndarray, scale, degradation=None) -> np.ndarray:
+def degraded_lr(rgb: np.ndarray, scale, degradation: Degradation = CLEAN) -> np.ndarray:
     """The LR of an HR image already cropped to the scale's modulus: the MATLAB bicubic (the
-    protocol), or through a named degradation (:mod:`imagesr.degrade`: the real-video path)."""
-    from imagesr import degrade
-
-    deg = degrade.parse(degradation) if isinstance(degradation, (str, type(None))) else degradation
-    if deg == degrade.CLEAN:
+    protocol), or through another :class:`~imagesr.degrade.Degradation` (the real-video path)."""
+    if degradation == CLEAN:
         return resize.downscale(rgb, scale)
-    # Every model is measured on the same images: encode each once (ffmpeg runs), not per model.
-    key = (hashlib.sha1(np.ascontiguousarray(rgb).tobytes()).hexdigest(), rgb.shape, str(Scale(scale)), deg.name)
-    if key not in _DEGRADED:
-        s = Scale(scale)
-        if len(_DEGRADED) >= 64:
-            _DEGRADED.pop(next(iter(_DEGRADED)))
-        _DEGRADED[key] = degrade.apply([rgb], (s.lr_side(rgb.shape[0]), s.lr_side(rgb.shape[1])), deg)[0]
-    return _DEGRADED[key]
+    s = Scale(scale)
+    return degrade.apply([rgb], (s.lr_side(rgb.shape[0]), s.lr_side(rgb.shape[1])), degradation)[0]
 
 
-_DEGRADED: Dict = {}
-
-
-def evaluate_image(hr: np.ndarray, scale: float, upscaler: Upscaler, degradation=None) -> tuple:
-    """(psnr_y, ssim_y) of ``upscaler`` on one HR image at ``scale`` under the protocol (LR by
-    ``degradation``: None/"clean" is the MATLAB bicubic)."""
-    hr = resize.crop_to_multiple(hr, scale)
-    rgb = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr
-    lr = degraded_lr(rgb, scale, degradation)
+def _measure(hr: np.ndarray, rgb: np.ndarray, lr: np.ndarray, upscaler: Upscaler, scale: float) -> tuple:
     sr = np.asarray(upscaler(lr, rgb.shape[:2], scale))
     if sr.shape[:2] != rgb.shape[:2]:
         raise ValueError(f"upscaler returned {sr.shape[:2]}, expected {rgb.shape[:2]}")
@@ -143,44 +126,67 @@ def evaluate_image(hr: np.ndarray, scale: float, upscaler: Upscaler, degradation
     )
 
 
+def evaluate_image(hr: np.ndarray, scale: float, upscaler: Upscaler, degradation: Degradation = CLEAN) -> tuple:
+    """(psnr_y, ssim_y) of ``upscaler`` on one HR image at ``scale`` under the protocol, the LR
+    made by ``degradation`` (default: the MATLAB bicubic)."""
+    hr = resize.crop_to_multiple(hr, scale)
+    rgb = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr
+    return _measure(hr, rgb, degraded_lr(rgb, scale, degradation), upscaler, scale)
+
+
+def evaluate_models(
+    dataset: str,
+    upscalers: Dict[str, Tuple[Upscaler, Sequence[float]]],
+    progress: Optional[Callable[[str], None]] = None,
+    degradation: Degradation = CLEAN,
+) -> Dict[str, List[ScaleResult]]:
+    """Mean Y-PSNR/SSIM per scale of each ``{name: (upscaler, scales)}`` over the HR images in
+    ``dataset``, every model on the same LR: each image's LR is made once per scale (for
+    real-video input, one encoder round trip) and given to every model in turn. Images too
+    small for a scale are skipped with a warning naming them (and listed in the result); a
+    scale that leaves no image is an error."""
+    files = list_images(dataset)
+    images = [(os.path.basename(f), load_hr(f)) for f in files]
+    order = list(dict.fromkeys(float(s) for _, scales in upscalers.values() for s in scales))
+    per: Dict[tuple, List[ImageResult]] = {}
+    skipped: Dict[float, List[str]] = {}
+    for s in order:
+        names = [n for n, (_, scales) in upscalers.items() if s in {float(x) for x in scales}]
+        for image, hr in images:
+            if too_small(hr, s):
+                log.warning("%s: %dx%d is too small to measure at x%g; skipped", os.path.join(dataset, image),
+                            hr.shape[1], hr.shape[0], s)
+                skipped.setdefault(s, []).append(image)
+                continue
+            hr_s = resize.crop_to_multiple(hr, s)
+            rgb = np.repeat(hr_s[..., None], 3, axis=2) if hr_s.ndim == 2 else hr_s
+            lr = degraded_lr(rgb, s, degradation)
+            for n in names:
+                p, q = _measure(hr_s, rgb, lr, upscalers[n][0], s)
+                per.setdefault((n, s), []).append(ImageResult(image, s, p, q))
+                if progress:
+                    progress(f"{n + ' ' if len(upscalers) > 1 else ''}x{s:g} {image}: {p:.2f} dB")
+        if not any((n, s) in per for n in names):
+            raise MediaError(dataset, f"every image is too small to measure at x{s:g}")
+    out: Dict[str, List[ScaleResult]] = {}
+    for n, (_, scales) in upscalers.items():
+        out[n] = [ScaleResult(scale=float(s), psnr_y=float(np.mean([r.psnr_y for r in per[(n, float(s))]])),
+                              ssim_y=float(np.mean([r.ssim_y for r in per[(n, float(s))]])),
+                              images=len(per[(n, float(s))]), per_image=per[(n, float(s))],
+                              skipped=skipped.get(float(s), []))
+                  for s in scales]
+    return out
+
+
 def evaluate_folder(
     dataset: str,
     scales: Sequence[float] = (2, 3, 4),
     upscaler: Upscaler = bicubic_upscaler,
     progress: Optional[Callable[[str], None]] = None,
-    degradation=None,
+    degradation: Degradation = CLEAN,
 ) -> List[ScaleResult]:
-    """Mean Y-PSNR/SSIM per scale of ``upscaler`` over the HR images in ``dataset``. Images
-    too small for a scale are skipped with a warning naming them (and listed in the result);
-    a scale that leaves no image is an error."""
-    files = list_images(dataset)
-    images = [(os.path.basename(f), load_hr(f)) for f in files]
-    results = []
-    for s in scales:
-        per, skipped = [], []
-        for name, hr in images:
-            if too_small(hr, float(s)):
-                log.warning("%s: %dx%d is too small to measure at x%g; skipped", os.path.join(dataset, name),
-                            hr.shape[1], hr.shape[0], s)
-                skipped.append(name)
-                continue
-            p, q = evaluate_image(hr, float(s), upscaler, degradation)
-            per.append(ImageResult(name, float(s), p, q))
-            if progress:
-                progress(f"x{s} {name}: {p:.2f} dB")
-        if not per:
-            raise MediaError(dataset, f"every image is too small to measure at x{s:g}")
-        results.append(
-            ScaleResult(
-                scale=float(s),
-                psnr_y=float(np.mean([r.psnr_y for r in per])),
-                ssim_y=float(np.mean([r.ssim_y for r in per])),
-                images=len(per),
-                per_image=per,
-                skipped=skipped,
-            )
-        )
-    return results
+    """:func:`evaluate_models` for one upscaler."""
+    return evaluate_models(dataset, {"model": (upscaler, scales)}, progress, degradation)["model"]
 
 
 def results_json(dataset: str, results: Iterable[ScaleResult], **extra) -> Dict:

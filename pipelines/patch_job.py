@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--residual", action="store_true", help="also store HR - bicubic_up(LR) (int16)")
     p.add_argument("--degradation", choices=["clean", "realistic", "mixed"], default="clean",
                    help="how LR is made: clean (MATLAB bicubic, default), realistic (per source, seeded: ffmpeg or "
-                        "MATLAB kernel, slight blur/noise, JPEG or H.264/H.265 over the frames as a sequence), or "
+                        "MATLAB kernel, slight blur/noise, JPEG or H.264 over the frames as a sequence), or "
                         "mixed (half of the sources each)")
     p.add_argument("--eval-fraction", type=float, default=0.05, help="share of sources in the eval split (default 0.05)")
     p.add_argument("--frame-stride", type=int, default=5, help="use every k-th frame of videos and sequences (default 5)")

@@ -6,6 +6,7 @@ import os
 from typing import Dict, List, Sequence
 
 from imagesr import fs
+from imagesr.components.evaluator_config import describe_timing, row_label
 from imagesr.errors import UserError
 
 COMPONENT_ORDER = ["PatchExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
@@ -162,6 +163,7 @@ def _summarize(store, run_ctx, full: bool = False) -> Dict:
                 "psnr": [r for r in m["psnr"]],
                 "timing_seconds": {k: v["seconds"] for k, v in m["timing"].items()},
                 "timing_frames": m["timing_setup"]["frames"],
+                "timing": describe_timing(m["timing_setup"]),
                 "parameters": {k: v["parameters"] for k, v in m["models"].items()},
                 "reasons": m["reasons"],
             }
@@ -191,9 +193,9 @@ def format_show(run: Dict) -> str:
     if m:
         lines.append("  metrics:")
         for r in m["psnr"]:
-            lines.append(f"      {r['benchmark']} x{r['scale']:g} {r['model']:<9} {r['psnr_y']:.2f} dB  SSIM {r['ssim_y']:.4f}")
+            lines.append(f"      {row_label(r)} x{r['scale']:g} {r['model']:<9} {r['psnr_y']:.2f} dB  SSIM {r['ssim_y']:.4f}")
         for k, s in m["timing_seconds"].items():
-            lines.append(f"      {k:<9} {m['timing_frames']} frames 720p->1080p: {s:.3f} s   parameters {m['parameters'][k]:,}")
+            lines.append(f"      {k:<9} {m['timing']}: {s:.3f} s   parameters {m['parameters'][k]:,}")
         for reason in m["reasons"]:
             lines.append(f"      - {reason}")
     return "\n".join(lines)

@@ -117,4 +117,6 @@ def test_planar_frames_decode_and_encode_unconverted(tmp_path):
         with VideoWriter(str(tmp_path / "bad.mp4"), (48, 64), 10, planar=fmt) as writer:
             writer.write(np.zeros((1, 10), np.uint8))
     assert not (tmp_path / "bad.mp4").exists()
-    assert PlanarFormat("yuv420p", 8, 8) is not None and probe_video(clip).planar_format() is not None
+    assert PlanarFormat("yuv420p", 8, 8).frame_bytes == 8 * 8 * 3 // 2 and PlanarFormat("yuv444p", 8, 8).frame_bytes == 192
+    with pytest.raises(ValueError, match="even sides"):
+        PlanarFormat("yuv420p", 7, 8)

@@ -116,3 +116,22 @@ def test_a_malformed_degradation_name_is_one_line(tmp_path, capsys, name, messag
     rc = cli.main(["evaluate", "--model", "bicubic", "--dataset", str(folder), "--degradation", name])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and name in err[0] and message in err[0], err
+
+
+def test_evaluate_through_h265(tmp_path, capsys):
+    """H.265 is a degradation to evaluate on where ffmpeg has libx265 (the patch job draws H.264)."""
+    from imagesr import cli
+
+    if not degrade.has_h265():
+        pytest.skip("this ffmpeg has no libx265")
+    for i in range(2):
+        write_png(tmp_path / f"b{i}.png", smooth_image(60, 90, seed=i))
+    assert cli.main(["evaluate", "--model", "bicubic", "--dataset", str(tmp_path), "--scales", "1.5", "--json",
+                     "--degradation", "h265-crf35+lanczos"]) == 0
+    h265 = json.loads(capsys.readouterr().out)
+    assert cli.main(["evaluate", "--model", "bicubic", "--dataset", str(tmp_path), "--scales", "1.5", "--json",
+                     "--degradation", "lanczos"]) == 0
+    uncompressed = json.loads(capsys.readouterr().out)
+    assert h265["degradation"] == "h265-crf35+lanczos"
+    assert h265["results"][0]["psnr_y"] < uncompressed["results"][0]["psnr_y"] - 0.1  # the codec costs quality
+    assert all(degrade.draw("realistic", seed, f"v/{seed}", "video").codec == "h264" for seed in range(40))

@@ -180,19 +180,27 @@ def test_blessing_decision():
     from imagesr.components.evaluator_config import EvaluatorConfig
     from imagesr.components.sr_evaluator import decide
 
-    rows = [{"benchmark": "Set5", "scale": 2.0, "model": "candidate", "psnr_y": 37.0},
-            {"benchmark": "Set5", "scale": 2.0, "model": "bicubic", "psnr_y": 33.7},
-            {"benchmark": "Set5", "scale": 2.0, "model": "baseline", "psnr_y": 37.04}]
+    rows = [{"benchmark": "Set5", "degradation": "clean", "scale": 2.0, "model": "candidate", "psnr_y": 37.0},
+            {"benchmark": "Set5", "degradation": "clean", "scale": 2.0, "model": "bicubic", "psnr_y": 33.7},
+            {"benchmark": "Set5", "degradation": "clean", "scale": 2.0, "model": "baseline", "psnr_y": 37.04}]
     timing = {"candidate": {"seconds": 0.1}}
-    ok, reasons = decide(rows, timing, EvaluatorConfig(margin_db=0.5, tolerance_db=0.05))
+    setup = {"frames": 12, "input": [360, 640], "output": [720, 1280]}
+    ok, reasons = decide(rows, timing, setup, EvaluatorConfig(margin_db=0.5, tolerance_db=0.05))
     assert ok and len(reasons) == 2 and "beats" in reasons[0] and "within" in reasons[1]
-    ok, reasons = decide(rows, timing, EvaluatorConfig(margin_db=0.5, tolerance_db=0.01))
+    ok, reasons = decide(rows, timing, setup, EvaluatorConfig(margin_db=0.5, tolerance_db=0.01))
     assert not ok and "worse than" in reasons[1]
-    ok, reasons = decide(rows, timing, EvaluatorConfig(margin_db=5.0))
+    ok, reasons = decide(rows, timing, setup, EvaluatorConfig(margin_db=5.0))
     assert not ok and "does not beat" in reasons[0]
-    ok, reasons = decide(rows, timing, EvaluatorConfig(time_budget_s=0.05))
-    assert not ok and "over the budget" in reasons[-1]
-    assert decide([], timing, EvaluatorConfig()) == (False, ["the candidate could not be evaluated on any benchmark"])
+    ok, reasons = decide(rows, timing, setup, EvaluatorConfig(time_budget_s=0.05))
+    assert not ok and reasons[-1] == "12 frames 640x360 -> 1280x720 in 0.100 s (over the budget 0.05 s)"
+    assert decide([], timing, setup, EvaluatorConfig()) == (False, ["the candidate could not be evaluated on any benchmark"])
+    # the real-video rows (a degradation other than clean) are held to their own margin
+    real = [dict(r, degradation="h264-crf23+bicubic", psnr_y=r["psnr_y"] - 3) for r in rows[:2]]
+    ok, reasons = decide(rows[:2] + real, timing, setup, EvaluatorConfig(margin_db=0.5, real_video_margin_db=4.0))
+    assert not ok and reasons[0].startswith("Set5 x2") and "beats" in reasons[0]
+    assert reasons[1].startswith("Set5 [h264-crf23+bicubic] x2") and "does not beat" in reasons[1]
+    with pytest.raises(UserError, match="h264-crfx"):
+        EvaluatorConfig(real_video="h264-crfx+bicubic")
 
 
 def _anomalies_artifact(tmp_path, splits, diffs):
