@@ -163,19 +163,14 @@ class VideoWriter:
         cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", *(["-copyts"] if self.copyts else [])]
         cmd += ["-f", "rawvideo", "-pix_fmt", self.in_fmt, "-s", f"{w}x{h}", "-framerate", str(self.fps), "-i", "pipe:0"]
         if self.streams is not None:
-            cmd += self.streams.input_args_full()
+            # The video starts ``offset`` after the other streams: the muxer moves everything
+            # later by it and the other streams back (a raw video's clock, one tick per frame,
+            # would round an offset of the video itself to whole frames).
+            cmd += self.streams.input_args_full(-self.offset)
         cmd += ["-map", "0:v:0"] + (self.streams.output_args() if self.streams is not None else [])
         video = list(self.video_args)
         if self.offset and self.streams is not None:
-            # The video starts ``offset`` after the other streams, on a clock finer than a frame
-            # (the raw input's own is one tick per frame and would round it to whole frames).
-            shift = f"settb=1/90000,setpts=PTS+{self.offset:.6f}/TB"
-            if "-filter:0" in video:
-                i = video.index("-filter:0") + 1
-                video[i] = f"{shift},{video[i]}"
-            else:
-                video += ["-filter:0", shift]
-            video += ["-enc_time_base:0", "1:90000"]
+            video += ["-output_ts_offset", f"{self.offset:.6f}"]
         cmd += video + (["-f", self.fmt] if self.fmt else [])
         target = self.tmp or ("pipe:1" if self.path == "-" else self.path)
         return cmd + [target] + (self.streams.clock_args() if self.streams is not None else [])

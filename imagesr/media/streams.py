@@ -69,9 +69,10 @@ class StreamPlan:
     shift: float = 0.0  # added to this input's timestamps (with -copyts: its absolute clock to the output's)
     clock_stream: Optional[int] = None  # a stream read only to keep the input's clock (see clock_args)
 
-    def input_args_full(self) -> List[str]:
+    def input_args_full(self, extra_shift: float = 0.0) -> List[str]:
         """The encoder's options that open this input (after the upscaled video's)."""
-        shift = ["-itsoffset", f"{self.shift:.6f}"] if self.shift else []
+        total = self.shift + extra_shift
+        shift = ["-itsoffset", f"{total:.6f}"] if total else []
         return list(self.input_args) + shift + ["-i", self.source]
 
     def clock_args(self) -> List[str]:

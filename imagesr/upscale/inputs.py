@@ -175,7 +175,9 @@ class LiveReader:
         self.source = source
         dev = ["-f", "v4l2"] if is_capture_device(source) else []
         src = "pipe:0" if source == "-" else source
-        cmd = [ffmpeg_binary(), "-hide_banner", "-nostats", "-loglevel", "info", *dev, "-i", src,
+        # at most a second of the stream goes to identifying it: that much arrives in a burst at the start
+        cmd = [ffmpeg_binary(), "-hide_banner", "-nostats", "-loglevel", "info", "-analyzeduration", "1000000",
+               *dev, "-i", src,
                "-map", "0:V:0", "-map", "0:a?", "-map", "0:s?", "-c", "copy", "-f", "nut", "-flush_packets", "1",
                "pipe:1"]
         self.proc = subprocess.Popen(cmd, stdin=None if source == "-" else subprocess.DEVNULL,

@@ -54,6 +54,7 @@ from imagesr.upscale.options import (
 from imagesr.upscale.sinks import FolderSink, ImageSink, VideoSink, _check_output
 
 ENCODES_IN_FLIGHT = 2  # batches queued for the encoder before the main thread waits
+MAX_WAIT_S = 1.0  # real time: a frame older than this when the model could take it is dropped
 
 
 @dataclass
@@ -247,9 +248,10 @@ def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps
         try:
             t0 = time.perf_counter()
             meter = ProgressLine("upscale", source.total, "frames", progress)
-            # real time: up to a second of frames may wait (a stream's start arrives in a burst while
-            # ffmpeg identifies it); beyond that the oldest waiting frame is dropped
-            limit = max(2 * batch, math.ceil(float(source.fps or DEFAULT_FPS))) if realtime else 2 * batch
+            # real time: a frame may wait up to MAX_WAIT_S (a stream's start arrives in a burst while
+            # ffmpeg identifies it) and two seconds of frames may be held; beyond either the oldest
+            # waiting frame is dropped
+            limit = max(4 * batch, math.ceil(2 * float(source.fps or DEFAULT_FPS))) if realtime else 2 * batch
             stats = _run(frames, processor, sink, batch, meter, input, in_size, planar_in, realtime,
                          live=source.kind == "stream", decoder=decoder, queue_limit=limit)
             sink.commit()
@@ -296,13 +298,11 @@ def _video_settings(source: Source, out_path: str, out_size: Size, codec, crf, p
     muxer = muxer_for(out_path, fmt)
     settings = dict(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, fmt=fmt, colour=colour, deep=deep)
     probe, _, _ = encoder_args(out_size, codec, crf, preset, pix_fmt, colour, deep)
-    if source.kind == "video" and not resume:
+    if source.kind == "video":
         plan, problem = (file_plan(source.path, info.others, info.chapters, out_path, muxer, probe)
                          if info.others or info.chapters or codec != "libx264" or fmt else (StreamPlan(source.path), None))
         if problem:
             raise UpscaleError(f"{out_path}: cannot write {codec} video here: {problem}")
-    elif source.kind == "video":
-        plan = StreamPlan(source.path)  # the join at the end maps the other streams
     elif source.kind == "stream":
         plan = _live_plan(info, muxer)
     else:
@@ -389,11 +389,12 @@ class _Item:
 class FrameQueue:
     """Frames from the reader thread to the model, in order. ``limit`` frames may wait; then a
     file-mode ``put`` waits for room, and a real-time one drops the oldest waiting frame
-    instead (its slot stays, marked dropped). Slots that repeat the previous frame (an
-    animation's held frames) pass without counting."""
+    instead (its slot stays, marked dropped); real time also drops, when the model takes a
+    batch, every frame but the newest that has waited longer than ``max_wait`` seconds.
+    Slots that repeat the previous frame (an animation's held frames) pass without counting."""
 
-    def __init__(self, limit: int, drop: bool):
-        self.limit, self.drop = limit, drop
+    def __init__(self, limit: int, drop: bool, max_wait: float = MAX_WAIT_S):
+        self.limit, self.drop, self.max_wait = limit, drop, max_wait
         self.items = deque()
         self.waiting = 0  # real frames in the queue
         self.dropped = 0
@@ -410,10 +411,7 @@ class FrameQueue:
                 self.cond.notify_all()
                 return
             if self.drop and self.waiting >= self.limit:
-                oldest = next(it for it in self.items if it.frame is not REPEAT)
-                oldest.frame, oldest.dropped = REPEAT, True
-                self.waiting -= 1
-                self.dropped += 1
+                self._drop(next(it for it in self.items if it.frame is not REPEAT))
             while not self.drop and self.waiting >= self.limit and not self.cancelled:
                 self.cond.wait()
             if self.cancelled:
@@ -421,6 +419,11 @@ class FrameQueue:
             self.items.append(_Item(frame, t))
             self.waiting += 1
             self.cond.notify_all()
+
+    def _drop(self, item: _Item) -> None:
+        item.frame, item.dropped = REPEAT, True
+        self.waiting -= 1
+        self.dropped += 1
 
     def finish(self, error: Optional[BaseException] = None) -> None:
         with self.cond:
@@ -441,6 +444,11 @@ class FrameQueue:
                 self.cond.wait()
             if self.error is not None and self.waiting == 0:
                 raise self.error
+            if self.drop and self.waiting > 1:
+                now = time.perf_counter()
+                stale = [it for it in self.items if it.frame is not REPEAT and now - it.t > self.max_wait]
+                for it in stale[: self.waiting - 1]:  # the newest frame is always kept
+                    self._drop(it)
             out, real = [], 0
             while self.items and (real < batch or self.items[0].frame is REPEAT):
                 it = self.items.popleft()
@@ -458,8 +466,10 @@ class _Cancelled(Exception):
 
 
 def _run(frames, processor, sink, batch: int, meter: ProgressLine, input: str, in_size, planar_in,
-         realtime: bool = False, live: bool = False, decoder=None, queue_limit: Optional[int] = None) -> dict:
-    """The overlapped read -> infer -> encode loop; returns the counts and latencies."""
+         realtime: bool = False, live: bool = False, decoder=None, queue_limit: Optional[int] = None,
+         offset: int = 0) -> dict:
+    """The overlapped read -> infer -> encode loop; returns the counts and latencies (``offset``:
+    frames already written by an earlier run, for the progress line)."""
     shape = None if planar_in is None else (planar_in.frame_bytes,)
     queue = FrameQueue(queue_limit or 2 * batch, drop=realtime)
     latencies: List[float] = []
@@ -516,7 +526,7 @@ def _run(frames, processor, sink, batch: int, meter: ProgressLine, input: str, i
                 encodes.append(encoder.submit(encode, items, outs))
                 while len(encodes) > ENCODES_IN_FLIGHT:
                     encodes.popleft().result()  # back-pressure; an encoder error surfaces here
-                meter.update(state["slots"], extra=_live_extra(latencies, queue.dropped) if realtime or live else "")
+                meter.update(offset + state["slots"], extra=_live_extra(latencies, queue.dropped) if realtime or live else "")
             while encodes:
                 encodes.popleft().result()
         except BaseException:
@@ -533,7 +543,7 @@ def _run(frames, processor, sink, batch: int, meter: ProgressLine, input: str, i
                 if close:
                     close()
             reader.join(timeout=60)
-    meter.update(state["slots"], final=True, extra=_live_extra(latencies, queue.dropped) if realtime or live else "")
+    meter.update(offset + state["slots"], final=True, extra=_live_extra(latencies, queue.dropped) if realtime or live else "")
     if state["slots"] == 0:
         raise MediaError(input, "no frames")
     latency = None
