@@ -111,6 +111,7 @@ def animation_frames(path: str):
             frames, durations = [], []
             for i in range(img.n_frames):
                 img.seek(i)
+                img.load()  # WebP says a frame's duration once it is loaded
                 d = img.info.get("duration") or 0
                 durations.append(int(d) if d and d > 10 else 100)
                 frames.append(to_rgb8(img.convert("RGBA")))

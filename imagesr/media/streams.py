@@ -73,7 +73,13 @@ class StreamPlan:
         """The encoder's options that open this input (after the upscaled video's)."""
         total = self.shift + extra_shift
         shift = ["-itsoffset", f"{total:.6f}"] if total else []
-        return list(self.input_args) + shift + ["-i", self.source]
+        out = list(self.input_args) + shift + ["-i", self.source]
+        if self.chapters:
+            # chapters from the file opened once more (nothing else read from it): ffmpeg moves
+            # chapters by their input's offset only, not by the output's, so they get the
+            # streams' own shift here
+            out += (["-itsoffset", f"{self.shift:.6f}"] if self.shift else []) + ["-i", self.source]
+        return out
 
     def clock_args(self) -> List[str]:
         """A second output that copies ``clock_stream`` to nowhere: ffmpeg moves the clock of an
@@ -99,7 +105,7 @@ class StreamPlan:
             if c.stream.attached_pic:
                 codecs += [f"-disposition:{n}", "attached_pic"]
             n += 1
-        return maps + codecs + ["-map_chapters", "1" if self.chapters else "-1", "-map_metadata", "1"]
+        return maps + codecs + ["-map_chapters", "2" if self.chapters else "-1", "-map_metadata", "1"]
 
     @property
     def notes(self) -> List[str]:
