@@ -283,3 +283,37 @@ def test_batch_a_folder_of_videos(tmp_path, capsys):
     assert int(streams(probe(out / "b.mkv"), "video")[0]["width"]) == 96
     rc = cli.main(["upscale", str(videos), "-o", str(out), "--model", "bicubic"])
     assert rc == 1 and "batch: 0 upscaled, 1 failed, 2 skipped" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_live_stream_and_keeps_what_was_upscaled(tmp_path, procs):
+    from test_bad_input import _as_foreground
+
+    src = make_source(tmp_path / "src.ts", seconds=20, rate=10, extra=["-f", "mpegts"])
+    tcp = free_port()
+    server = _start(procs, FFMPEG + ["-re", "-i", src, "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{tcp}?listen=1"])
+    _wait_bound(tcp, "tcp", server)
+    out = tmp_path / "out"
+    out.mkdir()
+    up = _start(procs, IMAGESR + [f"tcp://127.0.0.1:{tcp}", "-o", out / "rec.mkv", "--model", "bicubic"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_as_foreground)
+    import threading
+
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(up.stderr), daemon=True)
+    reader.start()
+    deadline = time.time() + TIMEOUT
+    while not any(ln.startswith("[upscale] ") and "frames/s" in ln and not ln.startswith("[upscale] 0 ")
+                  for ln in list(lines)):  # the progress line: frames are being written
+        assert up.poll() is None and time.time() < deadline, lines
+        time.sleep(0.05)
+    up.send_signal(signal.SIGINT)
+    stdout = up.stdout.read()
+    up.wait(timeout=TIMEOUT)
+    reader.join(timeout=60)
+    err = "".join(lines)
+    assert up.returncode == 0, err
+    assert "stopped by a signal, the stream so far kept" in stdout
+    assert os.listdir(out) == ["rec.mkv"]
+    frames = int(streams(probe(out / "rec.mkv"), "video")[0]["nb_read_frames"])
+    assert 0 < frames < 200 and f"upscaled {frames} frames" in stdout

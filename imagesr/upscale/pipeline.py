@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from imagesr.media import MediaError, frame_number_gaps, has_alpha, hdr_metadata, list_frames
+from imagesr.media import MediaError, frame_number_gaps, has_alpha, hdr_metadata, is_stream, list_frames
 from imagesr.media.encode import ColourSpec, encoder_args, widen_pipe
 from imagesr.media.streams import StreamPlan, file_plan, muxer_for, rule_plan
 from imagesr.outputs import OutputLock
@@ -164,6 +165,11 @@ def upscale(
     preset = preset if preset is not None else default_preset(codec)
     crf = crf if crf is not None else default_crf(codec)
     check_encoder(codec, crf, preset, pix_fmt, format)
+    if is_stream(input) and not (hasattr(model, "kind") and callable(model)):
+        # a live source flows from the moment it is opened: load the model first, so that its
+        # start is not queued (and, in real time, dropped) while the model loads
+        model = load_model(model, scale)
+        getattr(model, "compiles_per_shape", None)
     source = open_source(input, fps)
     try:
         return _upscale(source, input, output, model, size, scale, batch, tile, fps, progress, preset, planar, codec,
@@ -508,21 +514,22 @@ def _run(frames, processor, sink, batch: int, meter: ProgressLine, input: str, i
 
     reader = threading.Thread(target=read, daemon=True, name="imagesr-read")
     reader.start()
+    restore = _stop_on_signals(queue, state) if live else None
     encodes = deque()
     with ThreadPoolExecutor(1, thread_name_prefix="imagesr-encode") as encoder:
         try:
             while True:
                 try:
                     items = queue.take(batch, realtime)
+                    if not items:
+                        break
+                    real = [it.frame for it in items if it.frame is not REPEAT]
+                    outs = processor(np.stack(real)) if real else None
                 except KeyboardInterrupt:
                     if not live:
                         raise
-                    state["stopped"] = True  # a live source ends when its user says so: keep what was upscaled
+                    state["stopped"] = True
                     break
-                if not items:
-                    break
-                real = [it.frame for it in items if it.frame is not REPEAT]
-                outs = processor(np.stack(real)) if real else None
                 encodes.append(encoder.submit(encode, items, outs))
                 while len(encodes) > ENCODES_IN_FLIGHT:
                     encodes.popleft().result()  # back-pressure; an encoder error surfaces here
@@ -543,6 +550,8 @@ def _run(frames, processor, sink, batch: int, meter: ProgressLine, input: str, i
                 if close:
                     close()
             reader.join(timeout=60)
+            if restore:
+                restore()
     meter.update(offset + state["slots"], final=True, extra=_live_extra(latencies, queue.dropped) if realtime or live else "")
     if state["slots"] == 0:
         raise MediaError(input, "no frames")
@@ -551,6 +560,21 @@ def _run(frames, processor, sink, batch: int, meter: ProgressLine, input: str, i
         a = np.asarray(latencies)
         latency = (float(np.percentile(a, 50)), float(np.percentile(a, 95)), float(a.max()))
     return {"slots": state["slots"], "dropped": queue.dropped, "latency": latency, "stopped": state["stopped"]}
+
+
+def _stop_on_signals(queue: FrameQueue, state: dict):
+    """A live source ends when its user says so (Ctrl-C, SIGTERM): the frames already read are
+    upscaled and written, the output is completed and kept. Returns what restores the handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum, frame):
+        state["stopped"] = True
+        queue.cancel()  # the reader stops taking frames
+        queue.finish()  # the model takes what is queued, then the run ends
+
+    saved = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(s, h) for s, h in saved.items()]
 
 
 def _live_extra(latencies: List[float], dropped: int) -> str:
