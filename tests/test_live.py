@@ -200,7 +200,9 @@ def slow_model(tmp_path_factory):
 
 @pytest.mark.slow
 def test_realtime_drops_and_reports_frames_against_a_faster_source(tmp_path, procs, slow_model):
-    src = make_source(tmp_path / "src.ts", seconds=2, size="128x96", rate=25, gop=25, extra=["-f", "mpegts"])
+    # 256x192 -> 384x288: about 160 GFLOP a frame for VDSR, several frames a second short of 25
+    # even on a large CPU
+    src = make_source(tmp_path / "src.ts", seconds=2, size="256x192", rate=25, gop=25, extra=["-f", "mpegts"])
     tcp = free_port()
     server = _start(procs, FFMPEG + ["-re", "-i", src, "-c", "copy", "-f", "mpegts", f"tcp://127.0.0.1:{tcp}?listen=1"])
     _wait_bound(tcp, "tcp", server)
