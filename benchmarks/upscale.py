@@ -79,9 +79,11 @@ class _Replay:
         self.compiles_per_shape = planar_outputs is not None
 
     def _next(self, outputs, n):
-        out = outputs[(self.i + np.arange(n)) % len(outputs)]
+        i = self.i % len(outputs)
         self.i += n
-        return out
+        if i + n <= len(outputs):
+            return outputs[i:i + n]  # a view: the floor should not pay for a copy no model needs
+        return outputs[(i + np.arange(n)) % len(outputs)]
 
     def __call__(self, frames, size):
         return self._next(self.outputs, len(frames))
@@ -148,6 +150,50 @@ def _write_json(path, rows, n, in_size, args, keras):
                   f, indent=1)
 
 
+def _cpu() -> tuple:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def _timed(fn) -> tuple:
+    """(wall, this process's CPU, its children's CPU) seconds of ``fn()``."""
+    c0, t0 = _cpu(), time.perf_counter()
+    fn()
+    wall, c1 = time.perf_counter() - t0, _cpu()
+    return wall, c1[0] - c0[0], c1[1] - c0[1]
+
+
+def _vs_ffmpeg(clip: str, work: str, args) -> None:
+    """The io route (decode -> RGB -> the pipeline -> encode, no model) against ``ffmpeg -i clip
+    -vf scale=W:H -c:v libx264 -preset P -crf 18`` (decode, scale and encode in one process),
+    alternated so both see the same machine."""
+    from imagesr.resize import imresize
+
+    frames = np.stack(list(iter_video_frames(clip)))
+    n = len(frames)
+    up = _Replay(np.stack([imresize(f, size=OUT_SIZE) for f in frames]))
+    h, w = OUT_SIZE
+    plain = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", clip, "-map", "0:v:0", "-vf",
+             f"scale={w}:{h}:flags=bicubic", "-c:v", "libx264", "-preset", args.preset, "-crf", "18",
+             "-pix_fmt", "yuv420p", os.path.join(work, "plain.mp4")]
+    runs = {"ffmpeg": [], "io": []}
+    for _ in range(args.vs_ffmpeg):
+        runs["ffmpeg"].append(_timed(lambda: subprocess.run(plain, check=True)))
+        runs["io"].append(_timed(lambda: upscale(clip, os.path.join(work, "io.mp4"), model=up, size=OUT_SIZE,
+                                                 batch=args.batch, progress=None, preset=args.preset, planar=False)))
+    med = {k: [statistics.median(r[i] for r in v) for i in range(3)] for k, v in runs.items()}
+    print(f"{n} frames {frames.shape[2]}x{frames.shape[1]} -> {w}x{h}, libx264 preset {args.preset} CRF 18, "
+          f"{args.vs_ffmpeg} alternated runs each, medians; {platform.machine()}, {os.cpu_count()} cores")
+    print("| route | wall s | fps | CPU s, Python | CPU s, ffmpeg processes |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for k, (wall, mine, kids) in med.items():
+        print(f"| {k} | {wall:.3f} | {n / wall:.1f} | {mine:.2f} | {kids:.2f} |")
+    print(f"io / ffmpeg wall: {med['io'][0] / med['ffmpeg'][0]:.3f} "
+          f"(each run: {', '.join(f'{a[0] / b[0]:.3f}' for a, b in zip(runs['io'], runs['ffmpeg']))})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=30)
@@ -168,6 +214,9 @@ def main():
     ap.add_argument("--routes", nargs="+", choices=["rgb", "planar"], default=["rgb", "planar"],
                     help="routes to measure (planar: JAX backend and a 4:2:0 or 4:4:4 clip only)")
     ap.add_argument("--stages", action="store_true", help="also time one batch's copies and device call apart (JAX)")
+    ap.add_argument("--vs-ffmpeg", type=int, default=0, metavar="N",
+                    help="only compare the io route with a plain ffmpeg transcode to the same size, codec and "
+                         "preset, N runs of each alternated (wall and CPU seconds, medians)")
     args = ap.parse_args()
     trained = dict(m.split("=", 1) for m in args.model)
     global OUT_SIZE
@@ -179,6 +228,8 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="imagesr-bench-") as work:
         clip = _clip(args.clip, args.frames, work, args.pix_fmt, in_size)
+        if args.vs_ffmpeg:
+            return _vs_ffmpeg(clip, work, args)
         info = probe_video(clip)
         frames = np.stack(list(iter_video_frames(clip)))
         n, h, w = frames.shape[:3]

@@ -143,10 +143,17 @@ PASSTHROUGH = {"patches": ("imagesr.pipelines.patch_job", "main")}
 
 def _cmd_upscale(args) -> int:
     from imagesr.upscale import upscale
+    from imagesr.upscale.batch import is_batch, upscale_folder
 
-    result = upscale(args.input, args.output, model=args.model, size=args.size, scale=args.scale,
-                     batch=args.batch, tile=args.tile, fps=args.fps, preset=args.preset)
-    print(result.summary())
+    options = dict(model=args.model, size=args.size, scale=args.scale, batch=args.batch, tile=args.tile,
+                   fps=args.fps, preset=args.preset, codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt,
+                   format=args.format, realtime=args.realtime, resume=args.resume,
+                   segment_seconds=args.segment_seconds)
+    if is_batch(args.input):
+        return upscale_folder(args.input, args.output, **options)
+    result = upscale(args.input, args.output, **options)
+    # with -o - the video is on standard output: the summary goes to standard error
+    print(result.summary(), file=sys.stderr if args.output == "-" else sys.stdout)
     return 0
 
 
@@ -237,10 +244,15 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=_cmd_records_count)
 
-    u = sub.add_parser("upscale", help="upscale a video, frame folder or image with a model (decode, inference and encode overlap)")
-    u.add_argument("input", help="a video ffmpeg reads, a folder of frames, or an image")
+    u = sub.add_parser("upscale", help="upscale a video, stream, frame folder or image with a model (decode, inference "
+                                       "and encode overlap)")
+    u.add_argument("input", help="a video file, '-' (standard input), a URL ffmpeg opens (udp://, srt://, rtmp://, "
+                                 "rtsp://, http(s):// incl. HLS), a capture device (/dev/video0), a folder of frames, "
+                                 "an image or animated GIF/WebP, or a folder of videos (batch)")
     u.add_argument("-o", "--output", required=True,
-                   help="a video (.mp4, .mkv, ...: H.264, input frame rate, audio copied), a folder (PNG per frame) or an image")
+                   help="a video (.mp4, .mkv, ...: input frame rate, audio/subtitles/chapters carried), '-' "
+                        "(standard output), a URL (udp://, srt://, rtmp://...), a folder (PNG per frame; for a "
+                        "folder of videos: the videos) or an image")
     u.add_argument("--model", default=None,
                    help="a shipped model's name (imagesr models), a model folder (model.keras), a .keras file or "
                         "'bicubic' (default: the shipped model trained for --scale, else subpixel_x1.5)")
@@ -250,9 +262,28 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--tile", type=int, default=None,
                    help="run the network on N px tiles with overlap (frames too large for memory)")
     u.add_argument("--fps", type=_positive_float, default=None, help="frame rate of a video made from frames (default 25)")
-    u.add_argument("--preset", default="veryfast",
-                   help="H.264 encoder preset, ultrafast ... veryslow (default veryfast; faster ones keep up on few "
-                        "cores, files grow)")
+    u.add_argument("--preset", default=None,
+                   help="encoder preset: ultrafast ... veryslow for libx264/libx265 (default veryfast; faster ones "
+                        "keep up on few cores, files grow), the encoder's own names otherwise")
+    u.add_argument("--codec", default="libx264",
+                   help="video encoder of your ffmpeg: libx264 (default), libx265, libsvtav1, h264_nvenc, ... "
+                        "(ffmpeg -encoders)")
+    u.add_argument("--crf", type=int, default=None, help="constant quality (default 18 for libx264/libx265; lower "
+                                                         "is better and larger)")
+    u.add_argument("--pix-fmt", default=None,
+                   help="output pixel format, e.g. yuv420p (8-bit) or yuv420p10le (10-bit; the default for 10-bit "
+                        "input)")
+    u.add_argument("--format", default=None,
+                   help="container (ffmpeg muxer): default by the output's extension; mpegts for '-' and network "
+                        "URLs (nut, matroska, flv, ...)")
+    u.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                   help="pace to the input's clock and drop frames (counted) rather than fall behind; reports "
+                        "latency (default: on for live sources, off for files and pipes)")
+    u.add_argument("--resume", action="store_true",
+                   help="write a file in keyframe-aligned segments; run the same command again after an "
+                        "interruption to continue after the last complete segment")
+    u.add_argument("--segment-seconds", type=_positive_float, default=10.0,
+                   help="length of a --resume segment, at least (default 10; cut at the next keyframe)")
     u.set_defaults(func=_cmd_upscale)
 
     from imagesr.pipelines.commands import (

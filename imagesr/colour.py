@@ -5,7 +5,7 @@ Video is stored as Y'CbCr; models see R'G'B'. One policy decides the matrix ever
 converts on the accelerator):
 
 * a stream's own ``colorspace`` tag when it has one (``bt709``; ``smpte170m``/``bt470bg``
-  are BT.601);
+  are BT.601; ``bt2020nc``, HDR10's and HLG's, is BT.2020);
 * untagged streams as players show them: BT.709 for HD (width >= 1280 or height > 576),
   BT.601 below;
 * limited ("tv") range unless the stream says full ("pc"/``yuvj``).
@@ -27,10 +27,12 @@ from typing import Optional, Tuple
 import numpy as np
 
 # (Kr, Kb) of each matrix; Kg = 1 - Kr - Kb.
-MATRICES = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
-# ffmpeg's names for the tags written with each matrix: (colorspace, primaries, transfer).
-TAGS = {"bt709": ("bt709", "bt709", "bt709"), "bt601": ("smpte170m", "smpte170m", "smpte170m")}
-SWS_MATRIX = {"bt709": "bt709", "bt601": "smpte170m"}  # the names ffmpeg's scale filter takes
+MATRICES = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114), "bt2020": (0.2627, 0.0593)}
+# ffmpeg's names for the tags written with each matrix when the input names none:
+# (colorspace, primaries, transfer).
+TAGS = {"bt709": ("bt709", "bt709", "bt709"), "bt601": ("smpte170m", "smpte170m", "smpte170m"),
+        "bt2020": ("bt2020nc", "bt2020", "bt709")}
+SWS_MATRIX = {"bt709": "bt709", "bt601": "smpte170m", "bt2020": "bt2020"}  # the names ffmpeg's scale filter takes
 _BT601_NAMES = ("smpte170m", "bt470bg", "bt601", "bt470m", "fcc")
 PLANAR_FORMATS = {"yuv420p": False, "yuvj420p": True, "yuv444p": False, "yuvj444p": True}  # -> full range
 
@@ -44,6 +46,8 @@ def stream_matrix(color_space: Optional[str], width: int, height: int) -> str:
     cs = (color_space or "").lower()
     if cs.startswith("bt709"):
         return "bt709"
+    if cs.startswith("bt2020"):  # HDR10 / HLG / wide-gamut SDR; a wrong matrix would shift every colour
+        return "bt2020"
     if cs.startswith(_BT601_NAMES):
         return "bt601"
     return "bt709" if is_hd(width, height) else "bt601"

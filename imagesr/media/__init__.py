@@ -7,13 +7,23 @@ arrays (the one decoder of every stage) or, for the live route, planar Y'CbCr fr
   colour tags, the stream that is decoded).
 * :mod:`~imagesr.media.decode`: frames from a video (one at a time through a pipe) or a
   folder of frames; truncated and corrupt files raise instead of passing short.
-* :mod:`~imagesr.media.encode`: :class:`VideoWriter`, streaming H.264 out, atomic and tagged.
+* :mod:`~imagesr.media.encode`: :class:`VideoWriter`, streaming video out (a file, atomic; standard
+  output; a URL), converted and tagged with its colours (HDR10 included).
+* :mod:`~imagesr.media.streams`: passthrough of audio, subtitles, chapters and the rest, or one
+  line for what a container cannot take.
 
 A corrupt, truncated or empty file raises :class:`MediaError` naming the file.
 """
 
-from imagesr.media.decode import iter_folder_frames, iter_frames, iter_video_frames, list_frames
-from imagesr.media.encode import VideoWriter, encode_video
+from imagesr.media.decode import (
+    VideoDecoder,
+    frame_number_gaps,
+    iter_folder_frames,
+    iter_frames,
+    iter_video_frames,
+    list_frames,
+)
+from imagesr.media.encode import ColourSpec, VideoWriter, encode_video, is_stream_target
 from imagesr.media.files import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -21,13 +31,27 @@ from imagesr.media.files import (
     MediaError,
     PathOrBytes,
     ffmpeg_binary,
+    is_capture_device,
     is_image_path,
+    is_live,
+    is_stream,
     is_video_path,
+    natural_key,
 )
-from imagesr.media.images import decode_image, has_alpha, image_size, to_rgb8, write_image
-from imagesr.media.probe import VideoInfo, probe_video
+from imagesr.media.images import animation_frames, decode_image, has_alpha, image_size, to_rgb8, write_image
+from imagesr.media.probe import (
+    HdrMetadata,
+    StreamInfo,
+    VideoInfo,
+    hdr_metadata,
+    keyframe_times,
+    parse_banner,
+    probe_video,
+)
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "FFmpegNotFound", "MediaError", "PathOrBytes", "VideoInfo",
-           "VideoWriter", "decode_image", "encode_video", "ffmpeg_binary", "has_alpha", "image_size", "is_image_path",
-           "is_video_path", "iter_folder_frames", "iter_frames", "iter_video_frames", "list_frames", "probe_video",
-           "to_rgb8", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "ColourSpec", "FFmpegNotFound", "HdrMetadata", "MediaError",
+           "PathOrBytes", "StreamInfo", "VideoDecoder", "VideoInfo", "VideoWriter", "animation_frames", "decode_image",
+           "encode_video", "ffmpeg_binary", "frame_number_gaps", "has_alpha", "hdr_metadata", "image_size",
+           "is_capture_device", "is_image_path", "is_live", "is_stream", "is_stream_target", "is_video_path", "iter_folder_frames",
+           "iter_frames", "iter_video_frames", "keyframe_times", "list_frames", "natural_key", "parse_banner",
+           "probe_video", "to_rgb8", "write_image"]

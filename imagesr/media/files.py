@@ -7,8 +7,9 @@ of the ``imageio-ffmpeg`` package if installed. ``ffprobe`` is used when present
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from typing import Optional, Union
+from typing import List, Optional, Union
 
 from imagesr.errors import UserError
 
@@ -37,6 +38,38 @@ def is_image_path(path: str) -> bool:
 
 def is_video_path(path: str) -> bool:
     return str(path).lower().endswith(VIDEO_EXTENSIONS)
+
+
+# Inputs that ffmpeg opens and that are read once, as they come: standard input, network URLs,
+# capture devices. LIVE ones (no end of their own, a clock of their own) default to real time.
+LIVE_SCHEMES = ("udp", "rtp", "srt", "rtmp", "rtmps", "rtsp", "rtsps", "tcp")
+STREAM_SCHEMES = LIVE_SCHEMES + ("http", "https", "hls", "pipe")
+_URL_RE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+
+
+def url_scheme(path: str) -> Optional[str]:
+    """The scheme of ``udp://...`` (lower case), None for a plain path."""
+    m = _URL_RE.match(str(path))
+    return m.group(1).lower() if m else None
+
+
+def is_capture_device(path: str) -> bool:
+    return re.fullmatch(r"/dev/video\d+", str(path)) is not None
+
+
+def is_stream(path: str) -> bool:
+    """Standard input (``-``), a URL ffmpeg opens, or a capture device: read once, as it comes."""
+    return str(path) == "-" or url_scheme(path) in STREAM_SCHEMES or is_capture_device(path)
+
+
+def is_live(path: str) -> bool:
+    """A source with a clock of its own (network streams, cameras): real-time mode by default."""
+    return url_scheme(path) in LIVE_SCHEMES or is_capture_device(path)
+
+
+def natural_key(name: str) -> List:
+    """Sort key comparing digit runs as numbers: ``2.png`` before ``10.png``."""
+    return [(0, int(t), t) if t.isdigit() else (1, 0, t.lower()) for t in re.split(r"(\d+)", str(name)) if t]
 
 
 def ffmpeg_binary() -> str:

@@ -98,3 +98,23 @@ def write_image(path: str, image: np.ndarray) -> None:
         remove_quietly(tmp)
         raise
     os.replace(tmp, path)
+
+
+def animation_frames(path: str):
+    """``(frames, durations_ms)`` of an animated GIF or WebP (every frame, composed as shown,
+    8-bit RGB), or None for a still image. Durations of 10 ms or less count as 100 ms, as
+    browsers show them."""
+    try:
+        with Image.open(path) as img:
+            if not getattr(img, "is_animated", False) or getattr(img, "n_frames", 1) < 2:
+                return None
+            frames, durations = [], []
+            for i in range(img.n_frames):
+                img.seek(i)
+                img.load()  # WebP says a frame's duration once it is loaded
+                d = img.info.get("duration") or 0
+                durations.append(int(d) if d and d > 10 else 100)
+                frames.append(to_rgb8(img.convert("RGBA")))
+            return frames, durations
+    except (OSError, UnidentifiedImageError, ValueError, EOFError) as e:
+        raise MediaError(path, f"corrupt or truncated animation ({e})") from None

@@ -3,14 +3,17 @@ presets, and what kind of output a path names."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
+import subprocess
 from typing import Optional, Tuple
 
 from imagesr import shipped
 from imagesr.errors import UserError
 from imagesr.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from imagesr.media.files import url_scheme
 from imagesr.resize import output_size
 
 DEFAULT_MODEL = os.path.join(shipped.ASSETS, shipped.DEFAULT)
@@ -75,11 +78,16 @@ def _fmt_size(size: Size) -> str:
 H264_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".ts", ".flv", ".avi")
 
 
-def output_kind(path: str) -> str:
-    """"video", "image" or "folder", from OUTPUT's extension (or it being / ending like a folder)."""
+def output_kind(path: str, codec: str = "libx264", fmt: Optional[str] = None) -> str:
+    """"video", "stream" (``-`` or a URL), "image" or "folder", from OUTPUT's extension (or it
+    being / ending like a folder)."""
+    if str(path) == "-" or url_scheme(path) is not None:
+        return "stream"
     low = str(path).lower()
+    if fmt:
+        return "video"
     if low.endswith(VIDEO_EXTENSIONS):
-        if not low.endswith(H264_CONTAINERS):
+        if codec == "libx264" and not low.endswith(H264_CONTAINERS):
             raise UpscaleError(f"{path}: imagesr writes H.264 video, which a {os.path.splitext(low)[1]} file cannot "
                                f"hold; use one of {' '.join(H264_CONTAINERS)}")
         return "video"
@@ -90,3 +98,69 @@ def output_kind(path: str) -> str:
     raise UpscaleError(f"{path}: cannot tell the output kind from the extension {os.path.splitext(path)[1]!r} "
                        f"(a video {'/'.join(VIDEO_EXTENSIONS[:4])}..., an image {'/'.join(IMAGE_EXTENSIONS[:3])}..., "
                        "or a folder)")
+
+
+# --------------------------------------------------------------------------- encoder options
+
+# Muxers for outputs without an extension: one that streams, by the URL's scheme.
+STREAM_FORMATS = {"-": "mpegts", "udp": "mpegts", "srt": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
+                  "rtmp": "flv", "rtmps": "flv", "rtsp": "rtsp", "rtsps": "rtsp"}
+CRF_RANGE = (0, 63)
+
+
+def stream_format(path: str, fmt: Optional[str]) -> Optional[str]:
+    """The muxer of a stream output: ``--format``, else what its scheme streams best."""
+    if fmt:
+        return fmt
+    if str(path) == "-":
+        return STREAM_FORMATS["-"]
+    scheme = url_scheme(path)
+    if scheme not in STREAM_FORMATS:
+        raise UpscaleError(f"{path}: give --format for a {scheme}:// output (e.g. --format mpegts)")
+    return STREAM_FORMATS[scheme]
+
+
+@functools.lru_cache(maxsize=None)
+def _ffmpeg_list(what: str) -> str:
+    from imagesr.media import ffmpeg_binary
+
+    return subprocess.run([ffmpeg_binary(), "-hide_banner", *what.split()], capture_output=True, text=True,
+                          errors="replace").stdout
+
+
+def available_encoders() -> Tuple[str, ...]:
+    """Video encoders of the local ffmpeg (``ffmpeg -encoders``)."""
+    return tuple(m.group(1) for m in re.finditer(r"^\s*V\S*\s+(\S+)", _ffmpeg_list("-encoders"), re.M))
+
+
+def encoder_pixel_formats(codec: str) -> Tuple[str, ...]:
+    m = re.search(r"Supported pixel formats: (.*)", _ffmpeg_list(f"-h encoder={codec}"))
+    return tuple(m.group(1).split()) if m else ()
+
+
+def check_encoder(codec: str, crf: Optional[int], preset: Optional[str], pix_fmt: Optional[str],
+                  fmt: Optional[str]) -> None:
+    """One line for an encoder option the local ffmpeg cannot honour (before anything loads)."""
+    encoders = available_encoders()
+    if codec not in encoders:
+        like = [e for e in encoders if codec.split("_")[0] in e][:6] or ["libx264", "libx265", "libsvtav1"]
+        raise UpscaleError(f"--codec {codec!r}: this ffmpeg has no such video encoder (e.g. {', '.join(like)}; "
+                           "ffmpeg -encoders lists them)")
+    if crf is not None and not (CRF_RANGE[0] <= crf <= CRF_RANGE[1]):
+        raise UpscaleError(f"--crf must be between {CRF_RANGE[0]} and {CRF_RANGE[1]}, got {crf}")
+    if preset is not None and codec in ("libx264", "libx265") and preset not in X264_PRESETS:
+        raise UpscaleError(f"--preset {preset!r}: choose one of {', '.join(X264_PRESETS)}")
+    formats = encoder_pixel_formats(codec)
+    if pix_fmt is not None and formats and pix_fmt not in formats:
+        raise UpscaleError(f"--pix-fmt {pix_fmt!r}: {codec} takes {' '.join(formats)}")
+    if fmt is not None and not re.search(rf"^\s*E\S*\s+(\S+,)*{re.escape(fmt)}(,\S+)*\s", _ffmpeg_list("-muxers"), re.M):
+        raise UpscaleError(f"--format {fmt!r}: this ffmpeg has no such muxer (ffmpeg -muxers lists them; e.g. mpegts, "
+                           "nut, matroska, mp4, flv)")
+
+
+def default_preset(codec: str) -> Optional[str]:
+    return VIDEO_PRESET if codec in ("libx264", "libx265") else None
+
+
+def default_crf(codec: str) -> Optional[int]:
+    return VIDEO_CRF if codec in ("libx264", "libx265") else None

@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
-from imagesr.colour import PlanarFormat
-from imagesr.media import VideoWriter, write_image
+from imagesr.media import VideoWriter, is_stream_target, write_image
+from imagesr.media.streams import StreamPlan
 from imagesr.outputs import claim_partial, remove_quietly
 from imagesr.upscale.inputs import Source
-from imagesr.upscale.options import VIDEO_CRF, VIDEO_PRESET, Size, UpscaleError, output_kind
+from imagesr.upscale.options import Size, UpscaleError, output_kind
 
 
-def _check_output(output: str, source: Source) -> Tuple[str, str]:
+def _check_output(output: str, source: Source, codec: str = "libx264", fmt: Optional[str] = None) -> Tuple[str, str]:
     """(absolute output path, kind) after checking it can be written and is not the input."""
-    kind = output_kind(output)
+    kind = output_kind(output, codec, fmt)
+    if kind == "stream":
+        return output, kind
     out = os.path.abspath(output.rstrip("/" + os.sep) or output)
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
@@ -66,17 +68,25 @@ class _Sink:
 
 
 class VideoSink(_Sink):
-    """H.264 at the input's frame rate through :class:`imagesr.media.VideoWriter` (audio mapped
-    from ``audio_from``; atomic)."""
+    """Video at the input's frame rate through :class:`imagesr.media.VideoWriter` (the input's
+    other streams as ``streams`` plans them; a file atomic, a stream as it goes). ``offset``:
+    a number, or a function giving it once the first frame is there (a live source's)."""
 
-    def __init__(self, path: str, size: Size, fps: Fraction, audio_from: Optional[str] = None,
-                 preset: str = VIDEO_PRESET, planar: Optional[PlanarFormat] = None):
+    timed = True  # every frame slot is written (a held or dropped frame repeats the last)
+
+    def __init__(self, path: str, size: Size, fps: Fraction, streams: Optional[StreamPlan] = None,
+                 offset: Union[float, Callable[[], float]] = 0.0, **writer):
         super().__init__(path)
-        self._check_writable()
-        self.writer = VideoWriter(path, size, fps, audio_from=audio_from, crf=VIDEO_CRF, preset=preset, planar=planar)
-        self.notes, self.audio = self.writer.notes, self.writer.audio
+        if not is_stream_target(path):
+            self._check_writable()
+        self.offset = offset
+        self.writer = VideoWriter(path, size, fps, streams=streams, **writer)
+        self.notes = list(self.writer.notes)
+        self.audio = streams.summary() if streams is not None else None
 
     def write(self, frames: np.ndarray) -> None:
+        if self.writer.proc is None and self.writer.frames == 0:
+            self.writer.offset = self.offset() if callable(self.offset) else self.offset
         self.writer.write(frames)
 
     def commit(self) -> None:
@@ -88,6 +98,8 @@ class VideoSink(_Sink):
 
 class FolderSink(_Sink):
     """One PNG per frame in a temporary folder beside ``NAME``, renamed to ``NAME/`` at the end."""
+
+    timed = False  # one file per decoded frame: held frames are not repeated
 
     def __init__(self, path: str, names: Optional[List[str]] = None):
         super().__init__(path)
@@ -113,6 +125,8 @@ class FolderSink(_Sink):
 
 class ImageSink(_Sink):
     """One image, written with :func:`imagesr.media.write_image` (itself atomic) at the end."""
+
+    timed = False
 
     def __init__(self, path: str, source: str):
         super().__init__(path)
