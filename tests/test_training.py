@@ -3,6 +3,7 @@ export (SavedModel and .keras agree), loading errors."""
 
 import gzip
 import json
+import math
 import os
 
 import numpy as np
@@ -212,6 +213,22 @@ def test_time_budget_sizes_the_cosine(dataset, tmp_path):
                       model_args={"width": 8, "blocks": 1}, log_every=10**5, time_budget_s=5, in_memory=True)
     s = train(cfg, find_record_files(dataset, "train"), [], str(tmp_path))
     assert 0 < s["steps"] < 10**6 and s["final_learning_rate"] < 0.1 * 1e-3, s
+
+
+def test_time_budget_rate_depends_on_the_clock_not_on_a_prediction():
+    """The rate of a time-budget run is set before every step from the fraction of the budget
+    used, so the steps at the end of the budget run annealed whatever the speed was before
+    (a per-epoch rate predicted from the last epoch's speed stopped a run on a loaded machine
+    at 3.1e-4 of a 1e-3 peak)."""
+    from imagesr.training.trainer import budget_learning_rate
+
+    rates = [budget_learning_rate(1e-3, f / 100, 10**4, 1000) for f in range(101)]
+    assert rates[5] == pytest.approx(1e-3 * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 0.05))))
+    assert all(a >= b for a, b in zip(rates[5:], rates[6:]))  # down from the peak, monotone
+    assert max(rates[95:]) < 0.01 * 1e-3 + 0.99 * 1e-3 * 0.01 and rates[100] == pytest.approx(1e-5)
+    assert budget_learning_rate(1e-3, 1.7, 10**4, 1000) == rates[100]  # past the budget: the end rate
+    assert budget_learning_rate(1e-3, 0.0, 100, 1000) == pytest.approx(1e-4)  # warming up by steps
+    assert budget_learning_rate(1e-3, 0.05, 1, 1000) == rates[5]  # or by time, if sooner
 
 
 def test_zero_steps_is_still_a_model(dataset, tmp_path):

@@ -134,17 +134,26 @@ class _Progress:
         self.callback = CB()
 
 
+def budget_learning_rate(peak: float, frac: float, step: int, warmup: int, alpha: float = 0.01) -> float:
+    """The learning rate of a time-budget run at ``frac`` of its budget (clamped to [0, 1]) and
+    its ``step``-th step: a linear warm-up over ``warmup`` steps (or the first 5% of the time,
+    if sooner) times a cosine from ``peak`` down to ``alpha * peak`` at the end of the budget."""
+    frac = min(1.0, max(0.0, frac))
+    warm = min(1.0, max(step / max(warmup, 1), frac / 0.05))
+    return peak * warm * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
 def _fit_to_budget(model, data, config: "TrainConfig", steps: int, compile_args: Dict, progress: "_Progress",
                    callbacks: List) -> None:
     """Train for as many steps as fit in ``config.time_budget_s``, annealed by the end.
 
     A cosine sized in steps would still be at its peak when a time budget stops the run, and
-    the steps/s are not known before the step is compiled. Instead the learning rate is a
-    variable set at the start of every short epoch (``BUDGET_EPOCH_STEPS``): a linear warm-up
-    over the first ``warmup`` steps (or 5% of the time, if sooner) times a cosine over the
-    fraction of the budget that will have been used by the end of that epoch (the last epoch's
-    duration predicts the next), so the epoch the budget ends in runs at the annealed rate
-    however slow the machine is. One compilation; ``steps`` stays the upper bound.
+    the steps/s are not known before the step is compiled (nor steady on a shared machine).
+    Instead the learning rate is a variable set before every step from the clock: a linear
+    warm-up over the first ``warmup`` steps (or 5% of the time, if sooner) times a cosine over
+    the fraction of the budget used so far (the compilation not counted), so whenever the
+    budget ends, and however the machine's speed varied, the last steps ran at the annealed
+    rate. One compilation; ``steps`` stays the upper bound.
     """
     import keras
 
@@ -152,27 +161,22 @@ def _fit_to_budget(model, data, config: "TrainConfig", steps: int, compile_args:
     warmup = config.warmup_steps or min(1000, max(1, steps // 20))
     spe = max(1, config.steps_per_execution)
     epoch_steps = max(spe, BUDGET_EPOCH_STEPS // spe * spe)
-    model.compile(optimizer=keras.optimizers.Adam(peak * min(1.0, epoch_steps / warmup), clipnorm=1.0), **compile_args)
-    clock: Dict = {}
+    model.compile(optimizer=keras.optimizers.Adam(peak * min(1.0, spe / warmup), clipnorm=1.0), **compile_args)
+    clock: Dict = {"steps": 0}
 
     class TimeCosine(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             clock["t0"] = time.perf_counter()
 
-        def on_epoch_begin(self, epoch, logs=None):
-            now = time.perf_counter()
-            last, clock["epoch_start"] = clock.get("epoch_start"), now
+        def on_train_batch_begin(self, batch, logs=None):
             if "first" not in clock:
-                return  # epoch 0: the warm-up rate set at compile time
-            # this epoch will take about as long as the last (not counting the compilation)
-            ahead = now - last if last is not None and last >= clock["first"] else 0.0
-            used = now + ahead - clock["first"]
-            frac = min(1.0, used / max(budget - (clock["first"] - clock["t0"]), 1e-6))
-            warm = min(1.0, max((epoch + 1) * epoch_steps / warmup, frac / 0.05))  # steps, or 5% of the time
-            self.model.optimizer.learning_rate = peak * warm * (alpha + (1 - alpha) * 0.5 * (1 + math.cos(math.pi * frac)))
+                return  # the first step: compiled now, at the warm-up rate set at compile time
+            frac = (time.perf_counter() - clock["first"]) / max(budget - (clock["first"] - clock["t0"]), 1e-6)
+            self.model.optimizer.learning_rate = budget_learning_rate(peak, frac, clock["steps"] + spe, warmup, alpha)
 
         def on_train_batch_end(self, batch, logs=None):
             now = time.perf_counter()
+            clock["steps"] += spe
             clock.setdefault("first", now)  # the first step has been compiled and run
             if now - clock["t0"] > budget:
                 self.model.stop_training = True
