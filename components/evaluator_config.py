@@ -4,7 +4,7 @@ checked without loading TFX."""
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
-from imagesr.errors import check_keys
+from imagesr.errors import UserError, check_keys, check_types
 
 
 @dataclass
@@ -26,6 +26,26 @@ class EvaluatorConfig:
     # (imagesr.degrade; None: off), blessed against bicubic through the same path by its margin.
     real_video: Optional[str] = "h264-crf23+bicubic"
     real_video_margin_db: float = 0.0
+
+    def __post_init__(self):
+        from imagesr.scale import scales as scales_of
+
+        self.scales = tuple(s.to_json() for s in scales_of(self.scales))
+        check_types(self, "evaluator option")
+        for name in ("timing_input", "timing_output"):
+            size = getattr(self, name)
+            if len(size) != 2 or min(size) < 1:
+                raise UserError(f"evaluator option {name}: expected [height, width] in pixels, got {list(size)}")
+        low = {k: v for k, v in (("timing_frames", self.timing_frames), ("timing_repeats", self.timing_repeats),
+                                 ("timing_batch", self.timing_batch)) if v < 1}
+        if low or self.max_eval_frames < 0 or (self.time_budget_s is not None and self.time_budget_s <= 0):
+            raise UserError(f"evaluator options out of range: timing_frames, timing_repeats, timing_batch must be >= 1 "
+                            f"({low or 'they are'}), max_eval_frames >= 0 ({self.max_eval_frames}), time_budget_s "
+                            f"positive or null ({self.time_budget_s})")
+        if self.real_video is not None:
+            from imagesr import degrade
+
+            degrade.parse(self.real_video)  # a bad degradation name is one line now, not after training
 
     @classmethod
     def from_dict(cls, d: Dict) -> "EvaluatorConfig":

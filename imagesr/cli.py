@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import warnings
@@ -75,10 +76,15 @@ def _cmd_records_count(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from imagesr.outputs import folder_output
     from imagesr.training.data import find_record_files
+    from imagesr.training.serving import MODEL_FOLDER
     from imagesr.training.trainer import TrainConfig, train
 
-    model_args = json.loads(args.model_args) if args.model_args else {}
+    try:
+        model_args = json.loads(args.model_args) if args.model_args else {}
+    except ValueError as e:
+        raise UsageError(f"--model-args {args.model_args!r} is not JSON ({e})") from None
     config = TrainConfig(
         model=args.model, scales=tuple(args.scales), batch_size=args.batch_size, crop=args.crop, steps=args.steps,
         learning_rate=args.learning_rate, schedule=args.schedule, loss=args.loss, mixed_precision=args.mixed_precision,
@@ -87,7 +93,9 @@ def _cmd_train(args) -> int:
     )
     train_files = find_record_files(args.examples, "train")
     eval_files = find_record_files(args.examples, "eval") if not args.no_eval else []
-    summary = train(config, train_files, eval_files, args.out)
+    with folder_output(args.out, args.overwrite, MODEL_FOLDER, "model folder") as staging:
+        summary = train(config, train_files, eval_files, staging)
+    summary["exported"] = {k: os.path.join(os.path.abspath(args.out), v) for k, v in summary["exported"].items()}
     print(json.dumps({k: summary.get(k) for k in ("parameters", "steps", "steps_per_second", "final_loss",
                                                    "eval_psnr_y", "eval_psnr_y_bicubic", "exported")}, indent=1))
     return 0
@@ -188,7 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=["vdsr", "subpixel"], default="vdsr")
     t.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="scales to train on (subpixel: one)")
     t.add_argument("--steps", type=int, default=1000)
-    t.add_argument("--out", required=True, help="run folder: model.keras, saved_model/, logs/, train_summary.json")
+    t.add_argument("--out", required=True, help="run folder: model.keras, saved_model/, logs/, train_summary.json "
+                                                "(a new or empty folder)")
+    t.add_argument("--overwrite", action="store_true", help="replace the model folder already in --out (the whole "
+                                                            "folder: an old card does not stay beside the new model)")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--crop", type=int, default=None, help="HR crop of the stored patches")
     t.add_argument("--learning-rate", type=float, default=5e-4)

@@ -130,3 +130,64 @@ def temporary_files_in(folder: str):
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = saved[0]
+
+
+def resolve_link(path: str) -> str:
+    """``path`` itself, or where it points when it is a symbolic link to a folder: an output
+    named by a link to a folder is written into that folder (replaced there, the link kept),
+    never swapped for the link itself at the end of a run."""
+    path = os.path.abspath(path.rstrip("/" + os.sep) or path)
+    return os.path.realpath(path) if os.path.islink(path) and os.path.isdir(path) else path
+
+
+@contextlib.contextmanager
+def folder_output(path: str, overwrite: bool, own: tuple, what: str):
+    """Write a whole folder output (a model folder, say) the safe way: yields a temporary
+    folder of this run's own beside ``path``, renamed to ``path`` when the block ends without
+    an error (removed otherwise), under ``path``'s :class:`OutputLock`.
+
+    ``path`` must be new, an empty folder, or, with ``overwrite``, a folder holding only the
+    names in ``own`` (what such an output holds), which is then replaced whole, never merged
+    into: nothing of an old output stays beside the new one. A file, a folder of other files,
+    or an existing output without ``overwrite`` is refused with one line."""
+    import shutil
+
+    target = resolve_link(path)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise UserError(f"{path}: exists and is not a folder; give a folder for the {what}")
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise UserError(f"{path}: its folder {parent} does not exist")
+    with OutputLock(target):
+        entries = sorted(os.listdir(target)) if os.path.isdir(target) else []
+        foreign = [e for e in entries if e not in own]
+        if foreign:
+            raise UserError(f"{path} holds files that are not part of a {what} ({', '.join(foreign[:3])}"
+                            f"{', ...' if len(foreign) > 3 else ''}): choose a new or empty folder")
+        if entries and not overwrite:
+            raise UserError(f"{path} already holds a {what} ({', '.join(entries[:3])}); use another folder or "
+                            "--overwrite to replace it")
+        try:
+            tmp = claim_partial(target, folder=True)
+        except OSError as e:
+            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+        try:
+            yield tmp
+        except BaseException:
+            remove_quietly(tmp)
+            raise
+        old = None
+        try:
+            if entries:  # the old output moves aside whole, then the new one takes its name
+                old = claim_partial(target, folder=True)
+                os.replace(target, old)
+            os.replace(tmp, target)  # onto a missing or an empty folder
+        except BaseException:
+            if old and not os.path.exists(target):
+                os.replace(old, target)  # the old output back where it was
+                old = None
+            remove_quietly(tmp)
+            raise
+        finally:
+            if old:
+                shutil.rmtree(old, ignore_errors=True)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from imagesr.errors import UserError, check_keys
+from imagesr.errors import UserError, check_keys, check_types
 from imagesr.records import PatchPair
 from imagesr.resize import crop_to_multiple, downscale, imresize, imresize_stack
 from imagesr.scale import Scale
@@ -46,6 +46,7 @@ class PatchOptions:
         self.scales = tuple(s.to_json() for s in scales_of(self.scales))
         if not self.scales:
             raise UserError("at least one scale is needed")
+        check_types(self, "patch option")
         for s in self.scales:
             m = Scale(s).modulus
             # HR patch side and stride must map to whole LR pixels.
@@ -173,13 +174,33 @@ def residual_target(lr_patch: np.ndarray, hr_patch: np.ndarray) -> np.ndarray:
     return hr_patch.astype(np.int16) - imresize(lr_patch, size=hr_patch.shape[:2]).astype(np.int16)
 
 
-# Options of the patch job that are not PatchOptions fields (the CLI's and the TFX ExampleGen's).
-JOB_OPTIONS = {"eval_fraction": 0.05, "frame_stride": 5, "max_frames": None, "official_lr": False}
+@dataclass
+class JobOptions:
+    """Options of the patch job that are not PatchOptions fields (the CLI's and the TFX
+    ExampleGen's), checked like them."""
+
+    eval_fraction: float = 0.05  # share of sources in the eval split, in [0, 1)
+    frame_stride: int = 5  # every k-th frame of videos and sequences
+    max_frames: Optional[int] = None  # at most this many frames per video or sequence
+    official_lr: bool = False  # DIV2K's LR_bicubic images when present
+
+    def __post_init__(self):
+        check_types(self, "patch option")
+        if not 0 <= self.eval_fraction < 1:
+            raise UserError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.frame_stride < 1 or (self.max_frames is not None and self.max_frames < 1):
+            raise UserError(f"frame_stride and max_frames must be >= 1, got {self.frame_stride} and {self.max_frames}")
+
+
+JOB_OPTIONS = asdict(JobOptions())
 
 
 def split_options(options: dict):
-    """(PatchOptions, job options) from one JSON-able dict, rejecting unknown keys."""
+    """(PatchOptions, job options as a dict) from one JSON-able dict, rejecting unknown keys
+    and values of the wrong type or range."""
+    if not isinstance(options, dict):
+        raise UserError(f"patch options must be a mapping, got {options!r}")
     options = dict(options)
     job = {k: options.pop(k, v) for k, v in JOB_OPTIONS.items()}
     check_keys(options, PatchOptions, f"patch options (besides {', '.join(sorted(JOB_OPTIONS))})")
-    return PatchOptions(**options), job
+    return PatchOptions(**options), asdict(JobOptions(**job))

@@ -42,7 +42,7 @@ from imagesr.components.patch_dataset import (  # noqa: F401  (re-exported for c
 )
 from imagesr.components.patch_transform import BeamFS
 from imagesr.errors import sigterm_as_interrupt
-from imagesr.patches import DIHEDRAL_MODES, PatchOptions
+from imagesr.patches import DIHEDRAL_MODES, JobOptions, PatchOptions
 from imagesr.scale import scale_argument as scale_arg
 from imagesr.sources import assign_splits, discover, join
 
@@ -104,13 +104,9 @@ def pipeline_options(args, beam_argv: Sequence[str]) -> PipelineOptions:
 
 
 def _validate(args) -> PatchOptions:
-    if not 0 <= args.eval_fraction < 1:
-        raise PatchJobError(f"--eval-fraction must be in [0, 1), got {args.eval_fraction}")
-    if args.frame_stride < 1:
-        raise PatchJobError(f"--frame-stride must be >= 1, got {args.frame_stride}")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise PatchJobError(f"--max-frames must be >= 1, got {args.max_frames}")
     try:
+        JobOptions(eval_fraction=args.eval_fraction, frame_stride=args.frame_stride, max_frames=args.max_frames,
+                   official_lr=args.official_lr)
         return PatchOptions(
             scales=tuple(args.scales), patch_size=args.patch_size, stride=args.stride, min_std=args.min_std,
             max_patches_per_frame=args.max_patches_per_frame, dihedral=args.dihedral, residual=args.residual,

@@ -17,6 +17,7 @@ import pytest
 from conftest import ROOT, make_video, smooth_image, write_png
 
 from imagesr import cli
+from imagesr.errors import UserError
 from imagesr.media import iter_video_frames, probe_video
 from imagesr.outputs import OutputLock
 
@@ -491,3 +492,197 @@ def test_an_interrupted_command_exits_with_a_library_thread_still_waiting():
             "c.run()\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130, proc.stderr
+
+
+# =========================================================================== round 3
+# Each class of issue 24 with its example and a variant of our own.
+
+
+def _shipped(name):
+    from imagesr import shipped
+
+    model = shipped.get(name)
+    if model is None:
+        pytest.skip(f"the shipped {name} model is not installed")
+    return model.path
+
+
+def _holding(path):
+    """A separate process holding ``path``'s OutputLock until killed."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from imagesr.outputs import OutputLock; "
+                               "OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(300)", str(path)],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+# --------------------------------------------------------------------------- 1: two pipeline runs on one root
+
+
+def test_a_pipeline_run_on_a_root_another_run_holds_is_refused(tmp_path):
+    """The example's second command (the concurrent pair itself is in test_tfx_pipeline): one
+    line, exit 2, no run recorded and nothing written in the root."""
+    root = tmp_path / "root"
+    root.mkdir()
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps({"root": str(root), "evaluator": {"scales": [2]}}))
+    holder = _holding(root / "metadata.sqlite")
+    try:
+        proc = _cli("pipeline", "run", "--config", cfg, "--import-model", _shipped("subpixel_x2"))
+        _, err = proc.communicate(timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2
+    _one_line(err, str(root), "another imagesr pipeline run")
+    assert os.listdir(root) == [".metadata.sqlite.imagesr-lock"]  # the holder's (killed: its lock file stays)
+
+
+def test_a_push_never_reuses_a_folder(tmp_path):
+    """Variant: the push folders of the next seconds exist already (another pipeline pushing to
+    the same place, or a second push within the second): each push takes a new one, created."""
+    pytest.importorskip("tfx")
+    from imagesr.components.push import claim_version, copy_model
+
+    base = tmp_path / "serving"
+    for t in range(1000, 1006):
+        (base / str(t)).mkdir(parents=True)
+    first = claim_version(str(base), now=1000)
+    second = claim_version(str(base), now=1000)
+    assert first == ("1006", str(base / "1006")) and second == ("1007", str(base / "1007"))
+    model = tmp_path / "model"
+    (model / "variables").mkdir(parents=True)
+    (model / "model.keras").write_bytes(b"k")
+    (model / "variables" / "v").write_bytes(b"v")
+    copy_model(str(model), first[1])
+    assert _digest(first[1]) == _digest(model) and sorted(os.listdir(base)) == [str(t) for t in range(1000, 1008)]
+
+
+# --------------------------------------------------------------------------- 2: train --out never replaces silently
+
+
+@pytest.fixture(scope="module")
+def patch_data(tmp_path_factory):
+    from test_training import make_dataset
+
+    return make_dataset(str(tmp_path_factory.mktemp("data")), scales=(2,), n_images=2)
+
+
+TRAIN_FAST = ["--model", "subpixel", "--scales", "2", "--steps", "2", "--batch-size", "4", "--model-args",
+              '{"width": 8, "blocks": 1}']
+
+
+def test_train_into_an_existing_model_folder(tmp_path, capsys, patch_data):
+    """Refused without --overwrite (the old model and its card untouched); with it the whole
+    folder is replaced: no old card describes the new model."""
+    out = tmp_path / "run"
+    rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--out", out)
+    assert rc == 0, err
+    (out / "card.json").write_text('{"command": "an old model", "steps": 27008}')
+    (out / "MODEL_CARD.md").write_text("# the old model")
+    before = _digest(out)
+    rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--seed", "1", "--out", out)
+    assert rc == 2
+    _one_line(err, str(out), "--overwrite")
+    assert _digest(out) == before
+    rc, stdout, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--seed", "1", "--out", out,
+                           "--overwrite")
+    assert rc == 0, err
+    assert sorted(os.listdir(out)) == ["logs", "model.keras", "saved_model", "train_summary.json"]
+    assert _digest(out / "model.keras") != before["model.keras"]
+    assert json.loads(stdout)["exported"]["keras"] == str(out / "model.keras")
+    assert _leftovers(tmp_path) == []
+
+
+def test_train_out_a_file_or_a_folder_of_other_files(tmp_path, capsys, patch_data):
+    a_file = tmp_path / "model.txt"
+    a_file.write_text("mine")
+    rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--out", a_file)
+    assert rc == 2
+    _one_line(err, str(a_file), "not a folder")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--out", mine, "--overwrite")
+    assert rc == 2
+    _one_line(err, str(mine), "notes.txt")
+    assert a_file.read_text() == "mine" and os.listdir(mine) == ["notes.txt"] and _leftovers(tmp_path) == []
+
+
+def test_a_failed_training_with_overwrite_keeps_the_old_model(tmp_path, capsys, patch_data):
+    """Variant: --overwrite replaces a model only with a complete one; a run that fails leaves
+    the old folder as it was."""
+    out = tmp_path / "run"
+    rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--out", out)
+    assert rc == 0, err
+    before = _digest(out)
+    rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--scales", "3", "--out", out,
+                      "--overwrite")
+    assert rc == 2
+    _one_line(err, "x3")
+    assert _digest(out) == before and _leftovers(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- 7: pipeline names are names
+
+
+@pytest.mark.parametrize("name", ["/abs/dir", "../../x", "a/b", ".."])
+def test_a_pipeline_name_that_is_a_path_is_refused(tmp_path, capsys, name):
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps({"name": name, "inputs": [str(tmp_path)], "root": str(tmp_path / "root")}))
+    rc, _, err = _run(capsys, "pipeline", "run", "--config", cfg)
+    assert rc == 2
+    _one_line(err, repr(name), "not a path")
+    assert sorted(os.listdir(tmp_path)) == ["p.json"] and not os.path.exists("/abs")
+
+
+# --------------------------------------------------------------------------- 13, 3: every config value checked first
+
+
+@pytest.mark.parametrize("section,values,needle", [
+    ("evaluator", {"margin_db": "abc"}, "margin_db"),  # the example: it failed after 114 s of work
+    ("evaluator", {"timing_input": [720]}, "timing_input"),
+    ("evaluator", {"real_video": "h264-crfx"}, "h264-crfx"),
+    ("train", {"model": "subpixel", "scales": [1.5], "learning_rate": float("nan")}, "learning_rate"),
+    ("train", {"model": "subpixel", "scales": [1.5], "steps": "300"}, "steps"),
+    ("train", {"model": "subpixel", "scales": [1.5], "model_args": {"width": "64"}}, "width"),
+    ("patch", {"scales": [1.5], "eval_fraction": "0.1"}, "eval_fraction"),
+    ("patch", {"scales": [1.5], "min_std": float("inf")}, "min_std"),
+])
+def test_a_config_value_of_the_wrong_type_fails_before_anything_runs(tmp_path, capsys, section, values, needle):
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps({"inputs": [str(tmp_path)], "root": str(tmp_path / "root"), section: values}))
+    rc, _, err = _run(capsys, "pipeline", "run", "--config", cfg)
+    assert rc == 2
+    _one_line(err, needle, f"'{section}'")
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_pipeline_root_that_is_a_file(tmp_path):
+    root = tmp_path / "root"
+    root.write_text("mine")
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps({"root": str(root), "evaluator": {"scales": [2]}}))
+    proc = _cli("pipeline", "run", "--config", cfg, "--import-model", _shipped("subpixel_x2"))
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    _one_line(err, str(root), "not a folder")
+    assert root.read_text() == "mine"
+
+
+# --------------------------------------------------------------------------- 14: an import run checks what it uses
+
+
+def test_an_import_run_checks_only_what_it_uses(tmp_path):
+    """An x2 model imported with an x2 evaluator: the default patch and train sections (x1.5)
+    and the missing inputs are not its business; its evaluator section still is."""
+    from imagesr.pipelines.config import load_config
+
+    cfg = tmp_path / "p.json"
+    cfg.write_text(json.dumps({"root": str(tmp_path / "root"), "evaluator": {"scales": [2]}}))
+    assert load_config(str(cfg), importing=True).evaluator == {"scales": [2]}
+    with pytest.raises(UserError, match="x1.5"):
+        load_config(str(cfg))  # a run that trains still needs them consistent
+    cfg.write_text(json.dumps({"root": str(tmp_path / "root"), "evaluator": {"scales": [2], "margin_db": "x"}}))
+    with pytest.raises(UserError, match="margin_db"):
+        load_config(str(cfg), importing=True)

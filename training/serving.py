@@ -27,6 +27,10 @@ from imagesr.scale import Scale
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
+# What a model folder holds: the exports, the trainer's summary and logs, and a model card
+# (``card.json``, ``MODEL_CARD.md`` or ``provenance.json``: what the importer reads as provenance).
+MODEL_FOLDER = (KERAS_FILE, SAVED_MODEL_DIR, "logs", "train_summary.json", "card.json", "MODEL_CARD.md",
+                "provenance.json")
 
 
 class ModelLoadError(UserError):

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from imagesr.errors import UserError, check_keys
+from imagesr.errors import UserError, check_keys, check_types
 from imagesr.scale import Scale
 from imagesr.scale import scales as scales_of
 
@@ -59,6 +59,8 @@ class TrainConfig:
         from imagesr.training.models import spec
 
         self.scales = tuple(s.to_json() for s in scales_of(self.scales))  # checked; plain numbers in JSON
+        check_types(self, "training option")
+        spec(self.model).check_arguments(self.model_args)
         if spec(self.model).fixed_scale and len(self.scales) != 1:
             raise UserError(f"a {self.model} model serves one scale; got scales {self.scales}")
         for s in self.scales:
@@ -67,6 +69,14 @@ class TrainConfig:
                                 "(so that the LR crop is whole pixels and stays aligned with the HR crop)")
         if self.steps < 0 or self.batch_size < 1:
             raise UserError("steps must be >= 0 and batch_size >= 1")
+        if self.learning_rate <= 0 or (self.time_budget_s is not None and self.time_budget_s <= 0):
+            raise UserError(f"learning_rate and time_budget_s must be positive, got {self.learning_rate} and "
+                            f"{self.time_budget_s}")
+        small = {k: getattr(self, k) for k in ("warmup_steps", "shuffle_buffer", "eval_batches") if getattr(self, k) < 0}
+        small.update({k: getattr(self, k) for k in ("log_every", "steps_per_execution") if getattr(self, k) < 1})
+        if small:
+            raise UserError("out of range: " + ", ".join(f"{k} {v}" for k, v in small.items())
+                            + " (warmup_steps, shuffle_buffer, eval_batches >= 0; log_every, steps_per_execution >= 1)")
         if self.schedule not in ("cosine", "constant") or self.loss not in ("l1", "l2"):
             raise UserError("schedule must be cosine|constant and loss l1|l2")
 
@@ -306,7 +316,8 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     if eval_files:
         summary.update(evaluate_patches(model, config, eval_files))
     export_dir = serving_dir or out_dir
-    summary["exported"] = export_model(model, export_dir)
+    # names in the export folder (the CLI writes into a temporary folder renamed at the end)
+    summary["exported"] = {k: os.path.relpath(v, export_dir) for k, v in export_model(model, export_dir).items()}
     with open(os.path.join(out_dir, "train_summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
