@@ -37,6 +37,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from imagesr import strict_json
 from imagesr.components.patch_transform import (
     SPLITS,
     STATUS_TAG,
@@ -324,7 +325,7 @@ def finalize(output: str, staging: str, statuses: List[Dict], manifest_base: Dic
     manifest = dict(manifest_base)
     manifest.update(counts=counts, files=files, dead_letter=DEAD_LETTER, inputs=statuses,
                     finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    write_text(join(output, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
+    write_text(join(output, MANIFEST), strict_json.dumps(manifest, indent=1, sort_keys=True))
     delete_tree(staging)
     return manifest
 

@@ -12,6 +12,7 @@ import time
 import warnings
 from typing import List, Optional
 
+from imagesr import strict_json
 from imagesr.errors import Terminated, UserError, sigterm_as_interrupt
 from imagesr.logs import configure_logging
 from imagesr.scale import scale_argument as scale_arg
@@ -41,7 +42,7 @@ def _cmd_bench_bicubic(args) -> int:
     progress = (lambda msg: print(f"  {msg}", file=sys.stderr)) if args.verbose else None
     results = evaluation.evaluate_folder(args.dataset, args.scales, evaluation.bicubic_upscaler, progress)
     if args.json:
-        print(json.dumps(evaluation.results_json(args.dataset, results, model="bicubic", parameters=0)))
+        print(strict_json.dumps(evaluation.results_json(args.dataset, results, model="bicubic", parameters=0)))
     else:
         print(evaluation.format_table(results, f"bicubic on {args.dataset}"))
         print(f"({time.perf_counter() - t0:.1f} s)")
@@ -64,7 +65,7 @@ def _cmd_records_count(args) -> int:
     except PatchJobError as e:
         raise UsageError(str(e)) from None
     if args.json:
-        print(json.dumps(out))
+        print(strict_json.dumps(out))
     else:
         print(f"{out['dataset'] if 'dataset' in out else args.dataset}: {out['total']:,} records "
               f"(train {out['records']['train']:,}, eval {out['records']['eval']:,}); manifest "
@@ -96,7 +97,7 @@ def _cmd_train(args) -> int:
     with folder_output(args.out, args.overwrite, MODEL_FOLDER, "model folder") as staging:
         summary = train(config, train_files, eval_files, staging)
     summary["exported"] = {k: os.path.join(os.path.abspath(args.out), v) for k, v in summary["exported"].items()}
-    print(json.dumps({k: summary.get(k) for k in ("parameters", "steps", "steps_per_second", "final_loss",
+    print(strict_json.dumps({k: summary.get(k) for k in ("parameters", "steps", "steps_per_second", "final_loss",
                                                    "eval_psnr_y", "eval_psnr_y_bicubic", "exported")}, indent=1))
     return 0
 
@@ -113,7 +114,7 @@ def _cmd_evaluate(args) -> int:
     t0 = time.perf_counter()
     results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler, degradation=args.degradation)
     if args.json:
-        print(json.dumps(evaluation.results_json(args.dataset, results, model=args.model, kind=up.kind,
+        print(strict_json.dumps(evaluation.results_json(args.dataset, results, model=args.model, kind=up.kind,
                                                  parameters=up.parameters, degradation=args.degradation or "clean")))
     else:
         print(evaluation.format_table(results, f"{up.kind} ({up.parameters:,} parameters) on {args.dataset}"))
@@ -126,7 +127,7 @@ def _cmd_models(args) -> int:
 
     models = shipped.list_models()
     if args.json:
-        print(json.dumps([{"name": m.name, "kind": m.kind, "scales": list(m.scales), "parameters": m.parameters,
+        print(strict_json.dumps([{"name": m.name, "kind": m.kind, "scales": list(m.scales), "parameters": m.parameters,
                            "figures": m.figures, "trained": m.trained, "path": m.path} for m in models]))
     else:
         print(shipped.table(models))
@@ -157,7 +158,7 @@ def _cmd_samples(args) -> int:
     from imagesr import samples
 
     paths = samples.materialize(args.dest)
-    print(json.dumps(paths, indent=2))
+    print(strict_json.dumps(paths, indent=2))
     return 0
 
 
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "folder: an old card does not stay beside the new model)")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--crop", type=int, default=None, help="HR crop of the stored patches")
-    t.add_argument("--learning-rate", type=float, default=5e-4)
+    t.add_argument("--learning-rate", type=_positive_float, default=5e-4)
     t.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
     t.add_argument("--loss", choices=["l1", "l2"], default="l1")
     t.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")

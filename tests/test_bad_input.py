@@ -686,3 +686,73 @@ def test_an_import_run_checks_only_what_it_uses(tmp_path):
     cfg.write_text(json.dumps({"root": str(tmp_path / "root"), "evaluator": {"scales": [2], "margin_db": "x"}}))
     with pytest.raises(UserError, match="margin_db"):
         load_config(str(cfg), importing=True)
+
+
+# --------------------------------------------------------------------------- 3: NaN, divergence, JSON
+
+
+def _strict_json(text):
+    """JSON as RFC 8259 has it (Python's parser would take NaN and Infinity)."""
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_non_finite_learning_rate_is_refused(tmp_path, capsys, patch_data):
+    for value in ("nan", "inf", "-1"):
+        rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--learning-rate", value,
+                          "--out", tmp_path / "run")
+        assert rc == 2 and "--learning-rate" in err and "Traceback" not in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_training_that_diverges_stops_and_exports_nothing(tmp_path, capsys, patch_data):
+    rc, stdout, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST[:-4], "--steps", "30",
+                           "--model-args", '{"width": 8, "blocks": 1}', "--learning-rate", "1e12", "--out", tmp_path / "run")
+    assert rc == 2, err
+    _one_line(err, "diverged", "nothing was exported")
+    assert stdout == "" and os.listdir(tmp_path) == []
+
+
+def _model_with_weights(path, fill):
+    """A tiny x2 sub-pixel model whose weights are all ``fill`` (NaN: a diverged training;
+    huge: one whose output overflows)."""
+    from imagesr.training.models import build_model
+
+    model = build_model("subpixel", scale=2, width=8, blocks=1)
+    model.set_weights([np.full(w.shape, fill, np.float32) for w in model.get_weights()])
+    model.save(str(path))
+    return str(path)
+
+
+@pytest.mark.parametrize("fill,needle", [(float("nan"), "weights are not finite"), (1e30, "output on a test frame")])
+def test_a_model_that_cannot_make_finite_frames_is_refused(tmp_path, capsys, fill, needle):
+    """The example (NaN weights upscaled to black frames, exit 0) and a variant: finite weights
+    whose output overflows. Refused by upscale, evaluate, and the importer of a pipeline run."""
+    model = _model_with_weights(tmp_path / "bad.keras", fill)
+    src = write_png(tmp_path / "a.png", smooth_image(H, W))
+    rc, _, err = _run(capsys, "upscale", src, "-o", tmp_path / "b.png", "--model", model)
+    assert rc == 2
+    _one_line(err, "bad.keras", needle)
+    rc, _, err = _run(capsys, "evaluate", "--model", model, "--dataset", tmp_path)
+    assert rc == 2
+    _one_line(err, "bad.keras", needle)
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "bad.keras"]
+    pytest.importorskip("tfx")
+    from imagesr.components.model_importer import import_model
+
+    with pytest.raises(UserError, match=needle):  # the ModelImporter fails: nothing is evaluated or pushed
+        import_model(model, str(tmp_path / "imported"))
+
+
+def test_json_summaries_are_json(tmp_path, capsys):
+    """A flat image comes back exactly from bicubic: its PSNR is infinite, which Python's json
+    wrote as Infinity (no other parser reads it). Variant: evaluate --json alike."""
+    write_png(tmp_path / "flat.png", np.full((64, 64, 3), 77, np.uint8))
+    rc, stdout, err = _run(capsys, "bench", "bicubic", "--dataset", tmp_path, "--scales", "2", "--json")
+    assert rc == 0, err
+    assert _strict_json(stdout)["results"][0]["psnr_y"] is None
+    rc, stdout, err = _run(capsys, "evaluate", "--model", "bicubic", "--dataset", tmp_path, "--scales", "2", "--json")
+    assert rc == 0, err
+    assert _strict_json(stdout)["results"][0]["psnr_y"] is None

@@ -233,9 +233,12 @@ def test_two_runs_on_one_root_at_once_each_push_their_own_model(sample_paths, tm
     models = [shipped.get("subpixel_x2"), shipped.get("subpixel_x3")]
     if None in models:
         pytest.skip("the shipped subpixel_x2 / subpixel_x3 models are not installed")
-    cfg = tiny_config(tmp_path / "root", sample_paths).to_json()
-    cfg["evaluator"].update(scales=[2, 3], real_video=None, timing_frames=2, timing_input=[90, 160],
-                            timing_output=[180, 320])
+    # only what an import run uses (issue 24, item 14): no inputs, and the default patch and train
+    # sections (x1.5) would be refused beside these evaluator scales by a run that trains
+    cfg = {"root": str(tmp_path / "root"),
+           "evaluator": {"benchmarks": [sample_paths["bench"]], "scales": [2, 3], "real_video": None,
+                         "margin_db": 0.02, "timing_frames": 2, "timing_repeats": 1, "timing_input": [90, 160],
+                         "timing_output": [180, 320]}}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
     serving = tmp_path / "root" / "serving"

@@ -37,8 +37,36 @@ class ModelLoadError(UserError):
     """A model path that is missing, corrupt or not an imagesr SR model."""
 
 
+def _finite_weights(model) -> bool:
+    import keras
+
+    return all(np.isfinite(np.asarray(keras.ops.convert_to_numpy(w), np.float32)).all() for w in model.weights)
+
+
+def check_finite(model, path: str) -> None:
+    """Refuse a model that cannot make finite frames: weights that are NaN or infinite (a
+    training that diverged), or a non-finite output on a test frame (weights so large that the
+    network overflows). Such a model would upscale to black frames with exit status 0."""
+    from imagesr.training.models import spec_of
+
+    if not _finite_weights(model):
+        raise ModelLoadError(f"{path}: its weights are not finite (NaN or infinity: a training that diverged); "
+                             "not a usable model")
+    spec = spec_of(model)
+    side = 12 * spec.input_multiple(spec.scale_of(model))
+    probe = np.random.default_rng(0).integers(0, 256, (1, side, side, 3)).astype(np.float32)
+    import keras
+
+    out = np.asarray(keras.ops.convert_to_numpy(model(probe, training=False)), np.float32)
+    if not np.isfinite(out).all():
+        raise ModelLoadError(f"{path}: its output on a test frame is not finite (NaN or infinity); not a usable model")
+
+
 def export_model(model, out_dir: str) -> dict:
-    """Write ``model.keras`` (always) and the SavedModel (when TensorFlow is importable)."""
+    """Write ``model.keras`` (always) and the SavedModel (when TensorFlow is importable); a
+    model whose weights are not finite is never written."""
+    if not _finite_weights(model):
+        raise ModelLoadError("the model's weights are not finite (NaN or infinity): not exported")
     os.makedirs(out_dir, exist_ok=True)
     import keras
 
@@ -126,6 +154,7 @@ def load_keras_model(path: str):
         spec_of(model)
     except ValueError as e:
         raise ModelLoadError(f"{keras_path}: {e}") from None
+    check_finite(model, keras_path)
     return model
 
 
@@ -184,6 +213,8 @@ class FrameUpscaler:
             self._fn = tf.function(lambda t: self.model(t, training=False),
                                    input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         y = np.asarray(self._fn(x.astype(np.float32)), dtype=np.float32)
+        if not np.isfinite(y).all():
+            raise UserError(f"{self.name}: the model's output is not finite (NaN or infinity) for these frames")
         return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
 
     def jax_function(self, shape: Tuple[int, ...], size: Tuple[int, int], planar=None):
