@@ -65,6 +65,10 @@ class BeamFS:
         return self._match(pattern)
 
     def open(self, path: str):
+        if not self.is_remote(path):
+            from imagesr.media import open_regular
+
+            return open_regular(path)  # a FIFO or a device would block or never end
         return FileSystems.open(path, compression_type="uncompressed")
 
     @contextlib.contextmanager

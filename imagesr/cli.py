@@ -32,6 +32,14 @@ def _positive_float(text: str) -> float:
     return v
 
 
+def _max_megapixels_argument(parser, what: str = "an image") -> None:
+    from imagesr.media.files import MAX_MEGAPIXELS
+
+    parser.add_argument("--max-megapixels", type=_positive_float, default=MAX_MEGAPIXELS, metavar="MP",
+                        help=f"refuse {what} larger than this many megapixels before decoding it (default "
+                             f"{MAX_MEGAPIXELS:g}: 8K UHD fits)")
+
+
 # --------------------------------------------------------------------------- bench
 
 
@@ -40,7 +48,8 @@ def _cmd_bench_bicubic(args) -> int:
 
     t0 = time.perf_counter()
     progress = (lambda msg: print(f"  {msg}", file=sys.stderr)) if args.verbose else None
-    results = evaluation.evaluate_folder(args.dataset, args.scales, evaluation.bicubic_upscaler, progress)
+    results = evaluation.evaluate_folder(args.dataset, args.scales, evaluation.bicubic_upscaler, progress,
+                                         max_megapixels=args.max_megapixels)
     if args.json:
         print(strict_json.dumps(evaluation.results_json(args.dataset, results, model="bicubic", parameters=0)))
     else:
@@ -112,7 +121,8 @@ def _cmd_evaluate(args) -> int:
         if not up.supports(s):
             raise UsageError(f"{args.model} is a x{up.scale:g} model; it cannot be evaluated at x{s:g}")
     t0 = time.perf_counter()
-    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler, degradation=args.degradation)
+    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler, degradation=args.degradation,
+                                         max_megapixels=args.max_megapixels)
     if args.json:
         print(strict_json.dumps(evaluation.results_json(args.dataset, results, model=args.model, kind=up.kind,
                                                  parameters=up.parameters, degradation=args.degradation or "clean")))
@@ -146,7 +156,8 @@ def _cmd_upscale(args) -> int:
     from imagesr.upscale import upscale
 
     result = upscale(args.input, args.output, model=args.model, size=args.size, scale=args.scale,
-                     batch=args.batch, tile=args.tile, fps=args.fps, preset=args.preset)
+                     batch=args.batch, tile=args.tile, fps=args.fps, preset=args.preset,
+                     max_megapixels=args.max_megapixels)
     print(result.summary())
     return 0
 
@@ -188,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--dataset", required=True, help="folder of HR images (e.g. Set5/HR)")
     bb.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="scales (default 2 3 4)")
     bb.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _max_megapixels_argument(bb)
     bb.set_defaults(func=_cmd_bench_bicubic)
 
     sub.add_parser("patches", help="Beam job: media -> LR/HR patch-pair TFRecords (see imagesr patches --help)", add_help=False)
@@ -226,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make the LR through this degradation instead of the MATLAB bicubic: e.g. "
                         "'h264-crf23+bicubic' (real video: ffmpeg's bicubic, then H.264 CRF 23), 'jpeg-q75+area'")
     e.add_argument("--json", action="store_true")
+    _max_megapixels_argument(e)
     e.set_defaults(func=_cmd_evaluate)
 
     ms = sub.add_parser("models", help="the models that ship with imagesr: scale, parameters, Set5/Set14 figures")
@@ -256,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--preset", default="veryfast",
                    help="H.264 encoder preset, ultrafast ... veryslow (default veryfast; faster ones keep up on few "
                         "cores, files grow)")
+    _max_megapixels_argument(u, "an input frame")
     u.set_defaults(func=_cmd_upscale)
 
     from imagesr.pipelines.commands import (

@@ -19,6 +19,7 @@ from typing import Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from imagesr.errors import UserError, check_keys, check_types
+from imagesr.media.files import MAX_MEGAPIXELS
 from imagesr.records import PatchPair
 from imagesr.resize import crop_to_multiple, downscale, imresize, imresize_stack
 from imagesr.scale import Scale
@@ -40,6 +41,7 @@ class PatchOptions:
     degradation: str = "clean"  # clean | realistic | mixed (imagesr.degrade: drawn per source, seeded)
     residual: bool = False
     seed: int = 0
+    max_megapixels: float = MAX_MEGAPIXELS  # a source whose frames are larger is dead-lettered, not decoded
 
     def __post_init__(self):
         # Checked as Scales, kept as plain numbers (the options travel as JSON to Beam workers).
@@ -61,6 +63,8 @@ class PatchOptions:
             raise UserError(f"dihedral must be one of {DIHEDRAL_MODES}, got {self.dihedral!r}")
         if self.min_std < 0 or self.max_patches_per_frame < 0:
             raise UserError("min_std and max_patches_per_frame must be >= 0")
+        if self.max_megapixels <= 0:
+            raise UserError(f"max_megapixels must be positive, got {self.max_megapixels}")
 
     def to_json(self) -> Dict:
         return asdict(self)

@@ -9,25 +9,34 @@ arrays (the one decoder of every stage) or, for the live route, planar Y'CbCr fr
   folder of frames; truncated and corrupt files raise instead of passing short.
 * :mod:`~imagesr.media.encode`: :class:`VideoWriter`, streaming H.264 out, atomic and tagged.
 
-A corrupt, truncated or empty file raises :class:`MediaError` naming the file.
+A corrupt, truncated or empty file, a special file (a FIFO, a device: only regular files are
+read) or a frame over the pixel budget (:data:`MAX_MEGAPIXELS`) raises :class:`MediaError`
+naming the file.
 """
 
 from imagesr.media.decode import iter_folder_frames, iter_frames, iter_video_frames, list_frames
 from imagesr.media.encode import VideoWriter, encode_video
 from imagesr.media.files import (
     IMAGE_EXTENSIONS,
+    MAX_MEGAPIXELS,
     VIDEO_EXTENSIONS,
     FFmpegNotFound,
     MediaError,
     PathOrBytes,
+    check_pixels,
     ffmpeg_binary,
+    ffmpeg_path,
     is_image_path,
     is_video_path,
+    not_regular,
+    open_regular,
+    read_regular,
 )
 from imagesr.media.images import decode_image, has_alpha, image_size, to_rgb8, write_image
 from imagesr.media.probe import VideoInfo, probe_video
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "FFmpegNotFound", "MediaError", "PathOrBytes", "VideoInfo",
-           "VideoWriter", "decode_image", "encode_video", "ffmpeg_binary", "has_alpha", "image_size", "is_image_path",
-           "is_video_path", "iter_folder_frames", "iter_frames", "iter_video_frames", "list_frames", "probe_video",
-           "to_rgb8", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_MEGAPIXELS", "VIDEO_EXTENSIONS", "FFmpegNotFound", "MediaError", "PathOrBytes",
+           "VideoInfo", "VideoWriter", "check_pixels", "decode_image", "encode_video", "ffmpeg_binary", "ffmpeg_path",
+           "has_alpha", "image_size", "is_image_path", "is_video_path", "iter_folder_frames", "iter_frames",
+           "iter_video_frames", "list_frames", "not_regular", "open_regular", "probe_video", "read_regular", "to_rgb8",
+           "write_image"]

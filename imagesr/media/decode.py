@@ -13,7 +13,15 @@ from typing import Iterator, List, Optional
 import numpy as np
 
 from imagesr.colour import SWS_MATRIX, PlanarFormat
-from imagesr.media.files import MediaError, _stderr_tail, ffmpeg_binary, is_image_path
+from imagesr.media.files import (
+    MAX_MEGAPIXELS,
+    MediaError,
+    _stderr_tail,
+    check_pixels,
+    ffmpeg_binary,
+    ffmpeg_path,
+    is_image_path,
+)
 from imagesr.media.images import decode_image
 from imagesr.media.probe import VideoInfo, probe_video
 
@@ -26,6 +34,7 @@ def iter_video_frames(
     strict: bool = True,
     planar: Optional[PlanarFormat] = None,
     constant_rate: Optional[Fraction] = None,
+    max_megapixels: Optional[float] = MAX_MEGAPIXELS,
 ) -> Iterator[np.ndarray]:
     """Yield HxWx3 uint8 RGB frames 0, stride, 2*stride, ... (at most ``limit``) of a video.
 
@@ -34,7 +43,8 @@ def iter_video_frames(
     ``planar`` (usually ``info.planar_format()``), frames come as that format's flat uint8
     vectors instead, unconverted. ``constant_rate``: frames resampled in time to that rate
     (repeated or dropped as their timestamps say), for a variable-rate video written out at a
-    constant one. Only the probed stream is decoded (``info.stream_index``: the first video
+    constant one. A frame size over ``max_megapixels`` is refused before decoding (None: no
+    budget). Only the probed stream is decoded (``info.stream_index``: the first video
     stream that is not cover art). Raises MediaError if ffmpeg fails or, with ``strict``, if
     fewer frames arrive than the container promised or ffmpeg reports a premature end or
     corrupt data (a truncated file), or the stream ends inside a frame.
@@ -47,10 +57,11 @@ def iter_video_frames(
 
     info = info or probe_video(path)
     w, h = info.width, info.height
+    check_pixels(path, w, h, max_megapixels)
     if planar is not None and planar.size != (h, w):
         raise ValueError(f"planar format {planar.width}x{planar.height} differs from the video's {w}x{h}")
     frame_bytes = planar.frame_bytes if planar is not None else w * h * 3
-    stream = ffmpeg_python.input(str(path))
+    stream = ffmpeg_python.input(ffmpeg_path(path))
     stream = stream[str(info.stream_index)] if info.stream_index is not None else stream["v:0"]
     if stride > 1:
         stream = stream.filter("select", f"not(mod(n,{stride}))")
@@ -110,7 +121,8 @@ def list_frames(folder: str) -> List[str]:
     return [os.path.join(folder, n) for n in names]
 
 
-def iter_folder_frames(folder: str, stride: int = 1, limit: Optional[int] = None) -> Iterator[np.ndarray]:
+def iter_folder_frames(folder: str, stride: int = 1, limit: Optional[int] = None,
+                       max_megapixels: Optional[float] = MAX_MEGAPIXELS) -> Iterator[np.ndarray]:
     """Frames of an image-sequence folder, sorted by name, with the same stride/limit as video."""
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -120,13 +132,14 @@ def iter_folder_frames(folder: str, stride: int = 1, limit: Optional[int] = None
     if not files:
         raise MediaError(folder, "folder holds no image frames")
     for f in files:
-        yield decode_image(f)
+        yield decode_image(f, max_megapixels=max_megapixels)
 
 
-def iter_frames(source: str, stride: int = 1, limit: Optional[int] = None) -> Iterator[np.ndarray]:
+def iter_frames(source: str, stride: int = 1, limit: Optional[int] = None,
+                max_megapixels: Optional[float] = MAX_MEGAPIXELS) -> Iterator[np.ndarray]:
     """Frames of a video file, a frame folder or a single image, by what ``source`` is."""
     if os.path.isdir(source):
-        return iter_folder_frames(source, stride, limit)
+        return iter_folder_frames(source, stride, limit, max_megapixels)
     if is_image_path(source):
-        return iter([decode_image(source)])
-    return iter_video_frames(source, stride, limit)
+        return iter([decode_image(source, max_megapixels=max_megapixels)])
+    return iter_video_frames(source, stride, limit, max_megapixels=max_megapixels)

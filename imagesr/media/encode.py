@@ -10,7 +10,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from imagesr.colour import SWS_MATRIX, TAGS, PlanarFormat, output_matrix
-from imagesr.media.files import MediaError, _stderr_tail, ffmpeg_binary
+from imagesr.media.files import MediaError, _stderr_tail, ffmpeg_binary, ffmpeg_path
 from imagesr.outputs import claim_partial, remove_quietly
 
 
@@ -19,7 +19,7 @@ def _audio_copy_works(src: str, ext: str) -> bool:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="imagesr-audio-") as d:
-        cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", src, "-map", "0:a", "-c:a", "copy",
+        cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-i", ffmpeg_path(src), "-map", "0:a", "-c:a", "copy",
                "-t", "0.5", os.path.join(d, "probe" + ext)]
         return subprocess.run(cmd, capture_output=True).returncode == 0
 
@@ -72,7 +72,7 @@ class VideoWriter:
         if audio_from:
             copy = _audio_copy_works(audio_from, os.path.splitext(path)[1])
             self.audio = "copied" if copy else "re-encoded as AAC"
-            cmd += ["-i", audio_from, "-map", "0:v:0", "-map", "1:a"]
+            cmd += ["-i", ffmpeg_path(audio_from), "-map", "0:v:0", "-map", "1:a"]
             cmd += ["-c:a", "copy"] if copy else ["-c:a", "aac", "-b:a", "192k"]
         cmd += colour + ["-c:v", codec]
         if codec in ("libx264", "libx265"):
@@ -83,7 +83,7 @@ class VideoWriter:
             self.tmp = claim_partial(path)
         except OSError as e:
             raise MediaError(path, f"cannot write here: {e.strerror or e}") from None
-        cmd[-1] = self.tmp
+        cmd[-1] = ffmpeg_path(self.tmp)
         try:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._log)
         except OSError as e:

@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import Optional, Tuple
 
 from imagesr.colour import PLANAR_FORMATS, PlanarFormat, is_full_range, stream_matrix
-from imagesr.media.files import MediaError, _ffprobe_binary, _stderr_tail, ffmpeg_binary
+from imagesr.media.files import MediaError, _ffprobe_binary, _stderr_tail, ffmpeg_binary, ffmpeg_path, not_regular
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,9 @@ def probe_video(path: str) -> VideoInfo:
     path = str(path)
     if not os.path.exists(path):
         raise MediaError(path, "no such file")
+    special = not_regular(path)
+    if special:
+        raise MediaError(path, special)
     if os.path.getsize(path) == 0:
         raise MediaError(path, "empty file (0 bytes)")
     ffmpeg = ffmpeg_binary()
@@ -107,7 +110,7 @@ def probe_video(path: str) -> VideoInfo:
         import ffmpeg as ffmpeg_python
 
         try:
-            meta = ffmpeg_python.probe(path, cmd=ffprobe, v="error")
+            meta = ffmpeg_python.probe(ffmpeg_path(path), cmd=ffprobe, v="error")
         except ffmpeg_python.Error as e:
             tail = _stderr_tail(e.stderr)
             raise MediaError(path, f"not a readable video ({tail})") from None
@@ -157,7 +160,8 @@ _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.M)
 
 def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
     """Probe via ``ffmpeg -i`` when no ffprobe exists (e.g. imageio-ffmpeg's single binary)."""
-    proc = subprocess.run([ffmpeg, "-hide_banner", "-i", path], capture_output=True, text=True, errors="replace")
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-i", ffmpeg_path(path)], capture_output=True, text=True,
+                          errors="replace")
     text = proc.stderr
     m = next((m for m in _STREAM_RE.finditer(text) if "(attached pic)" not in m.group(7)), None)  # not cover art
     if not m:

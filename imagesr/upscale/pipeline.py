@@ -25,7 +25,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from imagesr.media import MediaError, has_alpha, list_frames
+from imagesr.media import MAX_MEGAPIXELS, MediaError, has_alpha, list_frames
 from imagesr.outputs import OutputLock
 from imagesr.progress import ProgressLine
 from imagesr.upscale.frames import FrameProcessor, load_model
@@ -96,6 +96,7 @@ def upscale(
     progress=True,
     preset: str = VIDEO_PRESET,
     planar: Optional[bool] = None,
+    max_megapixels: float = MAX_MEGAPIXELS,
 ) -> UpscaleResult:
     """Upscale ``input`` (video, frame folder, image) into ``output`` (video, folder, image).
 
@@ -109,13 +110,14 @@ def upscale(
     video, frames stay Y'CbCr from decoder to encoder and the colour conversions run on the
     device, when the upscale is one device call (JAX, see :meth:`FrameProcessor.use_planar`);
     None: whenever possible on an accelerator, False: never (RGB pipes), True: required
-    (UpscaleError otherwise).
+    (UpscaleError otherwise). ``max_megapixels``: an input frame larger than this is refused
+    before it is decoded.
     """
     progress = sys.stderr if progress is True else (progress or None)
     if isinstance(size, str):
         size = parse_size(size)
     _check_arguments(size, scale, batch, tile, fps, preset)
-    source = open_source(input)
+    source = open_source(input, max_megapixels)
     if fps is not None and source.kind == "video":
         raise UpscaleError("--fps applies to frame folders and images; a video keeps its own frame rate")
     out_path, out_kind = _check_output(output, source)
