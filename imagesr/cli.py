@@ -86,6 +86,7 @@ def _cmd_records_count(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from imagesr import shipped
     from imagesr.outputs import folder_output
     from imagesr.training.data import find_record_files
     from imagesr.training.serving import MODEL_FOLDER
@@ -98,7 +99,8 @@ def _cmd_train(args) -> int:
     config = TrainConfig(
         model=args.model, scales=tuple(args.scales), batch_size=args.batch_size, crop=args.crop, steps=args.steps,
         learning_rate=args.learning_rate, schedule=args.schedule, loss=args.loss, mixed_precision=args.mixed_precision,
-        model_args=model_args, log_every=args.log_every, seed=args.seed, warm_start=args.warm_start,
+        model_args=model_args, log_every=args.log_every, seed=args.seed,
+        warm_start=shipped.resolve(args.warm_start) if args.warm_start else None,
         time_budget_s=args.time_budget_s, in_memory=args.in_memory,
     )
     train_files = find_record_files(args.examples, "train")
@@ -222,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model-args", default=None, help='JSON, e.g. \'{"depth": 20, "width": 64}\'')
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--warm-start", default=None, help="model dir or .keras file to start from")
+    t.add_argument("--warm-start", default=None, help="a shipped model's name, a model dir or a .keras file to start from")
     t.add_argument("--no-eval", action="store_true", help="skip PSNR on the eval split")
     t.add_argument("--time-budget-s", type=_positive_float, default=None,
                    help="train as many steps as fit in this many seconds (--steps caps), the learning rate annealed in time")

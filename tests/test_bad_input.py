@@ -756,3 +756,220 @@ def test_json_summaries_are_json(tmp_path, capsys):
     rc, stdout, err = _run(capsys, "evaluate", "--model", "bicubic", "--dataset", tmp_path, "--scales", "2", "--json")
     assert rc == 0, err
     assert _strict_json(stdout)["results"][0]["psnr_y"] is None
+
+
+# --------------------------------------------------------------------------- 4: special files in input folders
+
+MEMORY_LIMIT = 2 << 30  # address space of each process of a run below (a normal small run needs far less)
+
+
+def _limited(*argv, timeout=300):
+    """`imagesr ARGV` in its own session under MEMORY_LIMIT; killed (the whole group) if it has
+    not finished in ``timeout`` s. Returns (exit status, stdout, stderr); None as status if it hung."""
+    import resource
+
+    def limit():
+        _as_foreground()
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+    proc = subprocess.Popen([sys.executable, "-m", "imagesr.cli", *map(str, argv)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=limit, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return None, out, err
+
+
+def _special_files(folder):
+    os.mkfifo(folder / "fifo.png")
+    os.symlink("/dev/zero", folder / "zero.png")
+
+
+def test_patches_dead_letters_a_fifo_and_a_link_to_dev_zero(tmp_path):
+    """The example: a link to /dev/zero named *.png grew a worker to 23 GB, a FIFO named *.png
+    hung the job. Under a memory limit both are dead-lettered by their type, the rest goes on."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(2):
+        write_png(src / f"{i}.png", smooth_image(60, 60, seed=i))
+    _special_files(src)
+    out = tmp_path / "ds"
+    rc, stdout, err = _limited("patches", "--input", src, "--output", out, "--scales", "2", "--eval-fraction", "0",
+                               *FAST)
+    assert rc == 0, (rc, err)
+    with open(out / "manifest.json") as f:
+        status = {os.path.basename(i["path"]): i for i in json.load(f)["inputs"]}
+    assert status["fifo.png"]["status"] == "failed" and "FIFO" in status["fifo.png"]["reason"]
+    assert status["zero.png"]["status"] == "failed" and "character device" in status["zero.png"]["reason"]
+    assert status["0.png"]["status"] == status["1.png"]["status"] == "ok"
+    dead = [json.loads(ln)["path"] for ln in (out / "dead_letter.jsonl").read_text().splitlines()]
+    assert sorted(os.path.basename(p) for p in dead) == ["fifo.png", "zero.png"]
+
+
+@pytest.mark.parametrize("command", ["upscale", "evaluate"])
+def test_a_frame_folder_with_a_special_file_is_one_line(tmp_path, command):
+    """Variant: the same files in a frame folder (upscale) and a benchmark folder (evaluate):
+    one line naming the file, not a hang or a MemoryError traceback."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    write_png(frames / "000.png", smooth_image(H, W))
+    os.mkfifo(frames / "001.png")
+    os.symlink("/dev/zero", frames / "002.png")
+    if command == "upscale":
+        rc, _, err = _limited("upscale", frames, "-o", tmp_path / "up", "--model", "bicubic")
+    else:
+        rc, _, err = _limited("evaluate", "--model", "bicubic", "--dataset", frames, "--scales", "2")
+    assert rc == 2, (rc, err)
+    _one_line(err, "001.png", "FIFO")
+    assert sorted(os.listdir(tmp_path)) == ["frames"]
+
+
+# --------------------------------------------------------------------------- 5: a pixel budget per source
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory):
+    """The example: a small PNG (about 100 KB) of 12000x12000 pixels."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    Image.new("1", (12000, 12000), 1).save(path)
+    return path
+
+
+def test_patches_dead_letters_a_source_over_the_pixel_budget(tmp_path, huge_png):
+    src = tmp_path / "imgs"
+    src.mkdir()
+    os.link(huge_png, src / "huge.png")
+    write_png(src / "ok.png", smooth_image(60, 60))
+    out = tmp_path / "ds"
+    rc, _, err = _limited("patches", "--input", src, "--output", out, "--scales", "2", "--eval-fraction", "0", *FAST)
+    assert rc == 0, (rc, err)
+    with open(out / "manifest.json") as f:
+        status = {os.path.basename(i["path"]): i for i in json.load(f)["inputs"]}
+    assert status["huge.png"]["status"] == "failed" and "144.0 megapixels" in status["huge.png"]["reason"]
+    assert "--max-megapixels" in status["huge.png"]["reason"] and status["ok.png"]["status"] == "ok"
+
+
+def test_evaluate_and_upscale_refuse_an_image_over_the_pixel_budget(tmp_path, huge_png):
+    rc, _, err = _limited("evaluate", "--model", "bicubic", "--dataset", huge_png.parent, "--scales", "2")
+    assert rc == 2, (rc, err)
+    _one_line(err, "huge.png", "megapixels")
+    rc, _, err = _limited("upscale", huge_png, "-o", tmp_path / "up.png", "--model", "bicubic")
+    assert rc == 2, (rc, err)
+    _one_line(err, "huge.png", "megapixels")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_video_over_the_pixel_budget_the_option_sets(tmp_path, capsys, clip):
+    """Variant: a video's frame size, from its probe, against a budget given as the option."""
+    out = tmp_path / "ds"
+    write_png(tmp_path / "a.png", smooth_image(40, 40))
+    rc, _, err = _run(capsys, "patches", "--input", clip, "--input", tmp_path / "a.png", "--output", out,
+                      "--scales", "2", "--eval-fraction", "0", "--max-megapixels", "0.002", *FAST)
+    assert rc == 0, err
+    with open(out / "manifest.json") as f:
+        status = {os.path.basename(i["path"]): i for i in json.load(f)["inputs"]}
+    assert status["clip.mp4"]["status"] == "failed" and "64x48" in status["clip.mp4"]["reason"]
+    rc, _, err = _run(capsys, "upscale", clip, "-o", tmp_path / "up.mp4", "--model", "bicubic", "--max-megapixels",
+                      "0.002")
+    assert rc == 2
+    _one_line(err, "clip.mp4", "--max-megapixels")
+    assert not (tmp_path / "up.mp4").exists()
+
+
+# --------------------------------------------------------------------------- 6: model names are the shipped models first
+
+
+def test_a_folder_named_like_a_shipped_model_does_not_replace_it(tmp_path):
+    """The example: a folder ./vdsr in the current directory (here an x2 sub-pixel model) took
+    the place of the shipped vdsr. A bare name is the shipped model, with one line saying the
+    folder was not used; ./vdsr is that folder."""
+    import shutil
+
+    shutil.copytree(_shipped("subpixel_x2"), tmp_path / "vdsr")
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    write_png(bench / "a.png", smooth_image(48, 48))
+    def evaluate(model):
+        proc = subprocess.run([sys.executable, "-m", "imagesr.cli", "evaluate", "--model", model, "--dataset", "bench",
+                               "--scales", "2", "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)["kind"], [ln for ln in proc.stderr.splitlines() if "vdsr" in ln]
+
+    kind, notes = evaluate("vdsr")
+    assert kind == "vdsr" and len(notes) == 1 and "shipped model vdsr" in notes[0] and "./vdsr" in notes[0], notes
+    assert evaluate("./vdsr") == ("subpixel", [])
+
+
+def test_the_default_model_is_the_shipped_one_whatever_the_current_folder_holds(tmp_path, capsys, monkeypatch):
+    """Variant: no --model at all, and a folder named like the default model (subpixel_x1.5)
+    holding another model in the current directory: the shipped default is used."""
+    import shutil
+
+    shutil.copytree(_shipped("subpixel_x2"), tmp_path / "subpixel_x1.5")
+    write_png(tmp_path / "a.png", smooth_image(H, W))
+    monkeypatch.chdir(tmp_path)
+    rc, stdout, err = _run(capsys, "upscale", "a.png", "-o", "b.png")
+    assert rc == 0, err
+    assert "502,619 parameters" in stdout and "x2 model" not in err, (stdout, err)
+
+
+# --------------------------------------------------------------------------- 8: workers capped at what helps
+
+
+@pytest.mark.parametrize("ask", [["--workers", "16"], ["--direct_num_workers=1000"]])
+def test_workers_beyond_the_sources_and_cores_are_capped(tmp_path, ask):
+    """The example (16 workers for 3 images) and a variant through Beam's own option (1000
+    workers hung and ignored SIGTERM): one line says how many are used, and the run uses them."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(3):
+        write_png(src / f"{i}.png", smooth_image(60, 60, seed=i))
+    out = tmp_path / "ds"
+    proc = _cli("patches", "--input", src, "--output", out, "--scales", "2", "--eval-fraction", "0",
+                "--patch-size", "24", "--stride", "24", "--no-progress", *ask)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    used = min(3, os.cpu_count() or 1)
+    asked = ask[-1] if len(ask) == 2 else ask[0].split("=")[1]
+    notes = [ln for ln in err.splitlines() if "worker processes asked for" in ln]
+    assert len(notes) == 1 and f"{asked} worker processes asked for, {used} used" in notes[0], err
+    with open(out / "manifest.json") as f:
+        assert json.load(f)["options"]["workers"] == used
+
+
+# --------------------------------------------------------------------------- 15: outputs named by a link to a folder
+
+
+def test_a_link_to_an_empty_folder_as_a_frame_folder_output(tmp_path, capsys, clip):
+    """The example ran to the end, then crashed at os.rmdir and threw the frames away: the
+    frames go into the folder the link names, and the link stays."""
+    target = tmp_path / "frames"
+    target.mkdir()
+    link = tmp_path / "link"
+    os.symlink(target, link)
+    rc, stdout, err = _run(capsys, "upscale", clip, "-o", link, "--model", "bicubic")
+    assert rc == 0, err
+    assert os.path.islink(link) and os.path.realpath(link) == str(target)
+    assert len(os.listdir(target)) == 12 and _leftovers(tmp_path) == []
+
+
+def test_a_link_to_a_model_folder_as_train_out(tmp_path, capsys, patch_data):
+    """Variant: train --out a link to a model folder, --overwrite: the folder it names is
+    replaced, the link kept (not swapped for a folder)."""
+    target = tmp_path / "models" / "current"
+    target.parent.mkdir()
+    rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--out", target)
+    assert rc == 0, err
+    before = _digest(target / "model.keras")
+    link = tmp_path / "model"
+    os.symlink(target, link)
+    rc, _, err = _run(capsys, "train", "--examples", patch_data, *TRAIN_FAST, "--seed", "3", "--out", link,
+                      "--overwrite")
+    assert rc == 0, err
+    assert os.path.islink(link) and _digest(target / "model.keras") != before
+    assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "models") == []

@@ -11,7 +11,7 @@ import numpy as np
 
 from imagesr.colour import PlanarFormat
 from imagesr.media import VideoWriter, write_image
-from imagesr.outputs import claim_partial, remove_quietly
+from imagesr.outputs import claim_partial, remove_quietly, resolve_link
 from imagesr.upscale.inputs import Source
 from imagesr.upscale.options import VIDEO_CRF, VIDEO_PRESET, Size, UpscaleError, output_kind
 
@@ -20,6 +20,8 @@ def _check_output(output: str, source: Source) -> Tuple[str, str]:
     """(absolute output path, kind) after checking it can be written and is not the input."""
     kind = output_kind(output)
     out = os.path.abspath(output.rstrip("/" + os.sep) or output)
+    if kind == "folder":
+        out = resolve_link(out)  # a link to a folder: the frames go into that folder
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
         what = "is not a folder" if os.path.exists(parent) else "does not exist"
@@ -106,9 +108,14 @@ class FolderSink(_Sink):
             self.count += 1
 
     def commit(self) -> None:
-        if os.path.isdir(self.path):
-            os.rmdir(self.path)  # checked empty before the run (and the run holds the output's lock)
-        os.replace(self.tmp, self.path)
+        try:
+            if os.path.isdir(self.path):
+                os.rmdir(self.path)  # checked empty before the run (and the run holds the output's lock)
+            os.replace(self.tmp, self.path)
+        except OSError as e:  # the finished frames are kept where they are, and said so
+            done, self.tmp = self.tmp, None
+            raise UpscaleError(f"cannot move the finished frames into {self.path} ({e.strerror or e}); they are "
+                               f"in {done}") from None
 
 
 class ImageSink(_Sink):
