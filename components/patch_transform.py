@@ -145,6 +145,20 @@ def use_gzip_level(level: int = GZIP_LEVEL) -> None:
     cls._imagesr_gzip_level = level
 
 
+def quiet_worker_stderr() -> None:
+    """In a local worker process started by a command run without -v (``IMAGESR_QUIET_WORKERS``,
+    set by :func:`imagesr.logs.configure_logging`): its stderr goes to /dev/null. Beam's worker
+    prints a failed bundle's traceback there, and the driver receives the same error: it says
+    one line for a full disk and shows the whole traceback for a bug."""
+    from imagesr.logs import QUIET_WORKERS
+
+    if os.environ.get(QUIET_WORKERS) and not getattr(quiet_worker_stderr, "done", False):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        quiet_worker_stderr.done = True
+
+
 class ProcessSourceFn(beam.DoFn):
     """Source (JSON dict) -> ('train'|'eval', [one frame's record bytes]) per frame, then its
     status on STATUS_TAG."""
@@ -158,6 +172,7 @@ class ProcessSourceFn(beam.DoFn):
         self.frames = Metrics.counter("imagesr", "frames")
 
     def setup(self):
+        quiet_worker_stderr()
         self._patch_options = PatchOptions(**self._options)
         self._fs = BeamFS()
         use_fast_crc32c()

@@ -13,7 +13,7 @@ import warnings
 from typing import List, Optional
 
 from imagesr import strict_json
-from imagesr.errors import Terminated, UserError, sigterm_as_interrupt
+from imagesr.errors import Terminated, UserError, disk_full, sigterm_as_interrupt
 from imagesr.logs import configure_logging
 from imagesr.scale import scale_argument as scale_arg
 
@@ -104,13 +104,28 @@ def _cmd_train(args) -> int:
         time_budget_s=args.time_budget_s, in_memory=args.in_memory,
     )
     train_files = find_record_files(args.examples, "train")
-    eval_files = find_record_files(args.examples, "eval") if not args.no_eval else []
+    eval_files = [] if args.no_eval else _eval_files(args.examples)
     with folder_output(args.out, args.overwrite, MODEL_FOLDER, "model folder") as staging:
         summary = train(config, train_files, eval_files, staging)
     summary["exported"] = {k: os.path.join(os.path.abspath(args.out), v) for k, v in summary["exported"].items()}
     print(strict_json.dumps({k: summary.get(k) for k in ("parameters", "steps", "steps_per_second", "final_loss",
                                                    "eval_psnr_y", "eval_psnr_y_bicubic", "exported")}, indent=1))
     return 0
+
+
+def _eval_files(examples: str) -> List[str]:
+    """The eval split's record files, or one line that points at --no-eval when there are none."""
+    from imagesr.training.data import DatasetError, find_record_files, has_records
+
+    try:
+        files = find_record_files(examples, "eval")
+        empty = not has_records(files)
+    except DatasetError as e:
+        raise UsageError(f"{e}; to train without evaluating on an eval split, pass --no-eval") from None
+    if empty:
+        raise UsageError(f"{examples}: the eval split holds no records; to train without evaluating on an eval "
+                         "split, pass --no-eval")
+    return files
 
 
 def _cmd_evaluate(args) -> int:
@@ -159,7 +174,7 @@ def _cmd_upscale(args) -> int:
 
     result = upscale(args.input, args.output, model=args.model, size=args.size, scale=args.scale,
                      batch=args.batch, tile=args.tile, fps=args.fps, preset=args.preset,
-                     max_megapixels=args.max_megapixels)
+                     max_megapixels=args.max_megapixels, quality=args.quality)
     print(result.summary())
     return 0
 
@@ -187,12 +202,30 @@ def _cmd_demo(args) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imagesr")
+    except PackageNotFoundError:  # a source checkout that was not installed
+        return "(not installed)"
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: Optional[str]) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``imagesr runs`` alone prints the actions of runs), or ``parser``."""
+    for action in parser._actions:  # argparse keeps its sub-parsers only there
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="imagesr",
         description="Image super-resolution data and model system (patch pairs, training, evaluation, upscaling).",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"imagesr {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     bench = sub.add_parser("bench", help="baseline benchmarks on a folder of HR images")
@@ -271,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--preset", default="veryfast",
                    help="H.264 encoder preset, ultrafast ... veryslow (default veryfast; faster ones keep up on few "
                         "cores, files grow)")
+    u.add_argument("--quality", type=int, default=None, metavar="Q",
+                   help="quality of a .jpg or .webp image output, 1-100 (default 95)")
     _max_megapixels_argument(u, "an input frame")
     u.set_defaults(func=_cmd_upscale)
 
@@ -305,14 +340,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
-    if not getattr(args, "func", None):
-        parser.print_help()
+    if not getattr(args, "func", None):  # no command, or a command without its action
+        _command_parser(parser, getattr(args, "command", None)).print_help()
         return 2
     try:
         with sigterm_as_interrupt():
             return args.func(args)
     except UserError as e:  # bad input: one line. Anything else is a bug: its traceback, exit 1.
         print(f"imagesr: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if not disk_full(e):
+            raise
+        print(f"imagesr: error: cannot write {e.filename or 'the output'}: {disk_full(e)}", file=sys.stderr)
         return 2
     except Terminated:
         print("imagesr: terminated", file=sys.stderr)

@@ -7,7 +7,9 @@ exit, never disguised as bad data.
 """
 
 import dataclasses
+import errno
 import math
+import os
 import signal
 import typing
 from contextlib import contextmanager
@@ -96,6 +98,19 @@ def check_types(obj, what: str) -> None:
             raise UserError(f"{what} {f.name}: expected {_describe(hints[f.name])}, got {value!r}")
         if kept is not value:
             object.__setattr__(obj, f.name, kept)
+
+
+FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def disk_full(error: BaseException):
+    """"no space left on device" (or the quota's) when ``error`` is a full disk, else None: an
+    OSError with that errno, or a runner's error that carries one as text (Beam relays a
+    worker's exception as a message)."""
+    if isinstance(error, OSError) and error.errno in FULL:
+        return FULL[error.errno]
+    text = str(error)
+    return next((why for code, why in FULL.items() if os.strerror(code) in text), None)
 
 
 class Terminated(KeyboardInterrupt):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
+import re
 import secrets
 import tempfile
 from typing import Optional
@@ -26,13 +28,40 @@ class OutputBusy(UserError):
     """Another imagesr run is writing the same output."""
 
 
+def fit_name(folder: str, stem: str, suffix: str, unique: bool = False) -> str:
+    """``stem + suffix``, the stem cut so that the name fits the file system's limit on one name
+    (``NAME_MAX``, 255 bytes on most): a legal output name must not be refused because of the
+    suffix of its temporary name or lock. ``unique``: a cut stem gets a hash of the whole stem,
+    so that two long names that share their start do not share the result."""
+    try:
+        limit = os.pathconf(folder or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    whole = stem.encode()
+    if len(whole) + len(suffix.encode()) <= limit:
+        return stem + suffix
+    tag = "-" + hashlib.sha1(whole).hexdigest()[:12] if unique else ""
+    room = max(1, limit - len(suffix.encode()) - len(tag))
+    return whole[:room].decode("utf-8", "ignore") + tag + suffix
+
+
+def check_name_length(path: str) -> None:
+    """Refuse, before any work, an output whose own name is longer than its file system takes
+    (the rename into place at the end would fail)."""
+    parent, name = os.path.split(os.path.abspath(path))
+    if fit_name(parent, name, "") != name:
+        raise UserError(f"{path}: the name is {len(name.encode())} bytes, longer than its file system takes")
+
+
 def claim_partial(path: str, folder: bool = False) -> str:
     """Create and return the temporary name ``path`` is written under until complete:
     ``NAME.partial-<pid>-<hex>.EXT`` beside a file (the extension kept last, for the tools that
-    pick a format by it), ``NAME.partial-<pid>-<hex>`` for a folder. Created exclusively."""
+    pick a format by it), ``NAME.partial-<pid>-<hex>`` for a folder, ``NAME`` cut when the whole
+    would be too long a name (:func:`fit_name`). Created exclusively."""
     root, ext = os.path.splitext(path) if not folder else (path, "")
+    parent, stem = os.path.split(root)
     for _ in range(100):
-        tmp = f"{root}.partial-{os.getpid()}-{secrets.token_hex(3)}{ext}"
+        tmp = os.path.join(parent, fit_name(parent, stem, f".partial-{os.getpid()}-{secrets.token_hex(3)}{ext}"))
         try:
             if folder:
                 os.mkdir(tmp)
@@ -47,7 +76,8 @@ def claim_partial(path: str, folder: bool = False) -> str:
 def is_partial_of(name: str, target: str) -> bool:
     """Whether ``name`` (a base name) is one of :func:`claim_partial`'s names for ``target``."""
     root, ext = os.path.splitext(os.path.basename(target))
-    return name.startswith(f"{root}.partial-") and name.endswith(ext)
+    m = re.fullmatch(r"(.*)\.partial-\d+-[0-9a-f]{6}" + re.escape(ext), name)
+    return bool(m) and bool(m.group(1)) and root.startswith(m.group(1))
 
 
 def remove_quietly(path: Optional[str]) -> None:
@@ -74,7 +104,8 @@ class OutputLock:
     def __init__(self, path: str):
         path = os.path.abspath(path.rstrip("/" + os.sep) or path)
         self.path = path
-        self.lock_path = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.imagesr-lock")
+        parent = os.path.dirname(path)
+        self.lock_path = os.path.join(parent, fit_name(parent, f".{os.path.basename(path)}", ".imagesr-lock", unique=True))
         self.fd: Optional[int] = None
 
     def acquire(self) -> "OutputLock":
@@ -153,6 +184,7 @@ def folder_output(path: str, overwrite: bool, own: tuple, what: str):
     import shutil
 
     target = resolve_link(path)
+    check_name_length(target)
     if os.path.exists(target) and not os.path.isdir(target):
         raise UserError(f"{path}: exists and is not a folder; give a folder for the {what}")
     parent = os.path.dirname(target)

@@ -203,8 +203,12 @@ def run(argv: Optional[List[str]] = None) -> Dict:
 def quiet_beam_logs() -> None:
     """The multi-process DirectRunner relays every worker's INFO lines; keep warnings only."""
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    # Worker log lines relayed by the local job service (option-parsing chatter at WARN).
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
+    # Worker log lines relayed by the local job service (option-parsing chatter at WARN; a failed
+    # bundle at ERROR, which the driver's own error reports again: see quiet_worker_stderr).
+    from imagesr.logs import QUIET_WORKERS
+
+    level = logging.CRITICAL if os.environ.get(QUIET_WORKERS) else logging.ERROR
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(level)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

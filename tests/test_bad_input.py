@@ -973,3 +973,222 @@ def test_a_link_to_a_model_folder_as_train_out(tmp_path, capsys, patch_data):
     assert rc == 0, err
     assert os.path.islink(link) and _digest(target / "model.keras") != before
     assert _leftovers(tmp_path) == [] and _leftovers(tmp_path / "models") == []
+
+
+# --------------------------------------------------------------------------- 16: names of outputs and inputs
+
+
+@pytest.mark.parametrize("name", ["a" * 240 + ".mp4", "b" * 251 + ".png", "c" * 255])
+def test_a_long_legal_output_name_is_written(tmp_path, capsys, clip, name):
+    """The example (a 244-byte name refused because of the temporary suffix) and variants: an
+    image, and a folder whose name is the longest legal one (its temporary name and its lock's
+    are cut, never the output's). A name longer than the file system takes is one line, first."""
+    src = clip if not name.endswith(".png") else write_png(tmp_path.parent / f"{tmp_path.name}-a.png", smooth_image(H, W))
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, _, err = _run(capsys, "upscale", src, "-o", out / name, "--model", "bicubic")
+    assert rc == 0, err
+    assert os.listdir(out) == [name] and _leftovers(out) == []
+    rc, _, err = _run(capsys, "upscale", src, "-o", out / ("d" * 256), "--model", "bicubic")
+    assert rc == 2
+    _one_line(err, "longer than its file system takes")
+    assert os.listdir(out) == [name]
+
+
+def test_relative_names_that_ffmpeg_would_misread(tmp_path, clip):
+    """The example (an input named -clip.mp4 reached ffmpeg as an option) and a variant: a name
+    with a colon (ffmpeg read clip:1.mp4 as the protocol 'clip'), as input and as output."""
+    os.link(clip, tmp_path / "-clip.mp4")
+    os.link(clip, tmp_path / "clip:1.mp4")
+    for src, out in (("-clip.mp4", "-up.mp4"), ("clip:1.mp4", "up:1.mp4")):
+        proc = subprocess.run([sys.executable, "-m", "imagesr.cli", "upscale", "--model", "bicubic", f"--output={out}",
+                               "--", src], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert probe_video(str(tmp_path / out)).frame_count == 12
+    assert sorted(os.listdir(tmp_path)) == ["-clip.mp4", "-up.mp4", "clip:1.mp4", "up:1.mp4"]
+
+
+# --------------------------------------------------------------------------- 13: a full disk is one line
+
+
+def _on_a_small_disk(tmp_path, kib, *argv):
+    """`imagesr ARGV` with ``tmp_path/disk`` a file system of ``kib`` KiB of its own (a tmpfs in a
+    mount namespace: a real ENOSPC from the kernel). Skipped where namespaces are not allowed."""
+    import shlex
+    import shutil
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    unshare = shutil.which("unshare")
+    probe = subprocess.run([unshare or "unshare", "-rm", "true"], capture_output=True) if unshare else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("no mount namespaces here (unshare -rm), so no small file system of the test's own")
+    script = (f"mount -t tmpfs -o size={kib}k tmpfs {shlex.quote(str(disk))} && exec "
+              + " ".join(shlex.quote(str(a)) for a in [sys.executable, "-m", "imagesr.cli", *argv]))
+    proc = subprocess.run([unshare, "-rm", "sh", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_a_frame_folder_output_on_a_full_disk(tmp_path, clip):
+    rc, _, err = _on_a_small_disk(tmp_path, 64, "upscale", clip, "-o", tmp_path / "disk" / "frames", "--model",
+                                  "bicubic")
+    assert rc == 2, err
+    _one_line(err, "frames", "no space left on device")
+
+
+def test_patches_on_a_full_disk(tmp_path):
+    """Variant: the patch job's records fill the disk in a Beam worker."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(3):
+        write_png(src / f"{i}.png", smooth_image(240, 320, seed=i))
+    rc, _, err = _on_a_small_disk(tmp_path, 256, "patches", "--input", src, "--output", tmp_path / "disk" / "ds",
+                                  "--scales", "2", "3", "4", "--patch-size", "24", "--stride", "12", "--residual",
+                                  "--workers", "1", "--no-progress", "--eval-fraction", "0")
+    assert rc == 2, err
+    _one_line(err, "ds", "no space left on device")
+
+
+# --------------------------------------------------------------------------- 17: empty splits
+
+
+def _named_for_split(folder, split, eval_fraction, n=1, start=0):
+    """``n`` PNG names whose source lands in ``split`` at ``eval_fraction`` (the split is a hash)."""
+    from imagesr.sources import _key_hash
+
+    names, i = [], start
+    while len(names) < n:
+        name = f"img{i}.png"
+        if (_key_hash(f"{os.path.basename(folder)}/{name}") < eval_fraction) == (split == "eval"):
+            names.append(name)
+        i += 1
+    return names
+
+
+def test_patches_refuses_an_empty_train_split(tmp_path, capsys):
+    """The example: one source and --eval-fraction 0.9 put everything in eval; exit 0 with an
+    empty train split. Variant: the train split's only source fails (too small)."""
+    src = tmp_path / "imgs"
+    src.mkdir()
+    (name,) = _named_for_split(src, "eval", 0.9)
+    write_png(src / name, smooth_image(60, 60))
+    rc, _, err = _run(capsys, "patches", "--input", src, "--output", tmp_path / "ds", "--scales", "2",
+                      "--eval-fraction", "0.9", *FAST)
+    assert rc == 2
+    _one_line(err, "train split got no pairs", "--eval-fraction")
+    assert not (tmp_path / "ds").exists()
+    src2 = tmp_path / "imgs2"
+    src2.mkdir()
+    (small,) = _named_for_split(src2, "train", 0.5)
+    (good,) = _named_for_split(src2, "eval", 0.5)
+    write_png(src2 / small, smooth_image(12, 12))
+    write_png(src2 / good, smooth_image(60, 60))
+    rc, _, err = _run(capsys, "patches", "--input", src2, "--output", tmp_path / "ds", "--scales", "2",
+                      "--eval-fraction", "0.5", *FAST)
+    assert rc == 2
+    _one_line(err, "train split got no pairs", small)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_train_without_eval_records_points_at_no_eval(tmp_path, capsys, patch_data):
+    """A dataset made with --eval-fraction 0 (its Split-eval empty) and one without Split-eval."""
+    import shutil
+
+    for variant in ("empty", "missing"):
+        data = tmp_path / variant
+        shutil.copytree(patch_data, data)
+        shutil.rmtree(data / "Split-eval")
+        if variant == "empty":
+            (data / "Split-eval").mkdir()
+            with gzip.open(data / "Split-eval" / "data_tfrecord-00000-of-00001.gz", "wb"):
+                pass
+        rc, _, err = _run(capsys, "train", "--examples", data, *TRAIN_FAST, "--out", tmp_path / "run")
+        assert rc == 2, err
+        _one_line(err, "--no-eval")
+        assert not (tmp_path / "run").exists()
+    rc, _, err = _run(capsys, "train", "--examples", data, *TRAIN_FAST, "--out", tmp_path / "run", "--no-eval")
+    assert rc == 0, err
+
+
+# --------------------------------------------------------------------------- 18: small things
+
+
+def test_version_and_commands_without_their_action(capsys):
+    from importlib.metadata import version
+
+    rc, stdout, _ = _run(capsys, "--version")
+    assert rc == 0 and stdout.strip() == f"imagesr {version('imagesr')}"
+    for command, action in (("bench", "bicubic"), ("pipeline", "compile-vertex"), ("runs", "show"), ("records", "count")):
+        rc, stdout, _ = _run(capsys, command)
+        assert rc == 2 and stdout.startswith(f"usage: imagesr {command} ") and action in stdout, (command, stdout)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".webp"])
+def test_lossy_image_outputs_take_a_quality(tmp_path, capsys, ext):
+    src = write_png(tmp_path / "a.png", smooth_image(96, 128))
+    sizes = {}
+    for q in ("10", "95"):
+        rc, _, err = _run(capsys, "upscale", src, "-o", tmp_path / f"q{q}{ext}", "--model", "bicubic", "--quality", q)
+        assert rc == 0, err
+        sizes[q] = os.path.getsize(tmp_path / f"q{q}{ext}")
+    assert sizes["10"] < sizes["95"] / 2
+    rc, _, err = _run(capsys, "upscale", src, "-o", tmp_path / "d.png", "--model", "bicubic", "--quality", "50")
+    assert rc == 2
+    _one_line(err, "--quality", "d.png")
+    rc, _, err = _run(capsys, "upscale", src, "-o", tmp_path / f"e{ext}", "--model", "bicubic", "--quality", "0")
+    assert rc == 2
+    _one_line(err, "--quality")
+
+
+def _keras_archive(path, edit=None, extra=None):
+    """A tiny model's .keras file, its config edited by ``edit`` and ``extra`` files added."""
+    import zipfile
+
+    from imagesr.training.models import build_model
+
+    good = str(path) + ".good.keras"
+    build_model("subpixel", scale=2, width=8, blocks=1).save(good)
+    with zipfile.ZipFile(good) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    os.remove(good)
+    if edit:
+        cfg = json.loads(members["config.json"])
+        edit(cfg)
+        members["config.json"] = json.dumps(cfg).encode()
+    members.update(extra or {})
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    return str(path)
+
+
+def test_keras_load_errors_in_whole_sentences_and_no_extracted_copy(tmp_path):
+    """A model naming a layer class that does not exist: Keras's message was cut at 200
+    characters mid-word. Variant: an archive with assets whose last member is corrupt: Keras
+    extracted it into the temporary folder and left it there."""
+    def unknown_layer(cfg):
+        cfg["config"]["layers"][1].update(class_name="NoSuchLayer", module="nowhere.at.all")
+
+    bad = _keras_archive(tmp_path / "bad.keras", edit=unknown_layer)
+    corrupt = _keras_archive(tmp_path / "corrupt.keras", extra={"assets/notes.txt": b"x" * 5000})
+    blob = bytearray(open(corrupt, "rb").read())
+    blob[blob.find(b"x" * 100) + 10] = ord("y")
+    open(corrupt, "wb").write(bytes(blob))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    src = write_png(tmp_path / "a.png", smooth_image(H, W))
+    for model, needle in ((bad, "Could not locate class 'NoSuchLayer'."), (corrupt, "Bad CRC-32")):
+        proc = _cli("upscale", src, "-o", tmp_path / "b.png", "--model", model, env=dict(os.environ, TMPDIR=str(tmp)))
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2
+        line = _one_line(err, model, needle)
+        assert line.endswith(".)") or line.endswith("')"), line  # whole sentences
+        assert os.listdir(tmp) == [], os.listdir(tmp)
+
+
+def test_records_count_of_a_file(tmp_path, capsys):
+    a_file = tmp_path / "data.tfrecord.gz"
+    a_file.write_bytes(b"x")
+    rc, _, err = _run(capsys, "records", "count", a_file)
+    assert rc == 2
+    _one_line(err, str(a_file), "not a folder")

@@ -15,6 +15,8 @@ evaluator and ``imagesr upscale``.
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import zipfile
 from typing import Optional, Tuple
 
@@ -22,6 +24,7 @@ import numpy as np
 
 from imagesr import fs
 from imagesr.errors import UserError
+from imagesr.outputs import temporary_files_in
 from imagesr.resize import imresize, output_size
 from imagesr.scale import Scale
 
@@ -146,16 +149,31 @@ def load_keras_model(path: str):
         raise ModelLoadError(f"{path}: not a model ({KERAS_FILE} or a .keras file expected)")
     if not zipfile.is_zipfile(keras_path):
         raise ModelLoadError(f"{keras_path}: corrupt or not a Keras file (not a zip archive)")
+    # Keras extracts a .keras archive with assets into a temporary folder, and leaves it there
+    # when the load fails halfway: this run's own folder, removed whatever happens.
     try:
-        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+        with tempfile.TemporaryDirectory(prefix="imagesr-keras-") as tmp, temporary_files_in(tmp):
+            model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for bad files
-        raise ModelLoadError(f"{keras_path}: cannot load Keras model ({type(e).__name__}: {str(e)[:200]})") from None
+        raise ModelLoadError(f"{keras_path}: cannot load Keras model ({type(e).__name__}: {_sentences(e)})") from None
     try:
         spec_of(model)
     except ValueError as e:
         raise ModelLoadError(f"{keras_path}: {e}") from None
     check_finite(model, keras_path)
     return model
+
+
+def _sentences(error: Exception, limit: int = 400) -> str:
+    """A library's error message on one line in whole sentences: its paragraphs without the
+    configuration dumps Keras appends (``config={...}``, ``Full object config: {...}``), cut
+    after the last sentence that fits in ``limit`` characters, never inside one."""
+    parts = [p.strip() for p in str(error).split("\n\n") if p.strip() and not p.strip().startswith("config=")]
+    text = re.sub(r"\s*Full object config:.*", "", " ".join(" ".join(p.split()) for p in parts), flags=re.S)
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)", text[:limit + 1])]
+    return text[:ends[-1]] if ends else text.split(". ")[0]
 
 
 class FrameUpscaler:

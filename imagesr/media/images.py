@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from imagesr.errors import disk_full
 from imagesr.media.files import MAX_MEGAPIXELS, MediaError, PathOrBytes, check_pixels, open_regular, read_regular
 from imagesr.outputs import claim_partial, remove_quietly
 
@@ -88,13 +89,16 @@ def image_size(path: str) -> tuple:
         raise MediaError(path, f"cannot read image header ({e})") from None
 
 
-def write_image(path: str, image: np.ndarray) -> None:
+def write_image(path: str, image: np.ndarray, quality: Optional[int] = None) -> None:
     """Write an RGB uint8 image atomically: under a temporary name of this call's own
-    (:func:`imagesr.outputs.claim_partial`), renamed when complete, removed on failure."""
+    (:func:`imagesr.outputs.claim_partial`), renamed when complete, removed on failure.
+    ``quality``: the encoder's (JPEG, WebP), 1-100."""
     tmp = claim_partial(path)
     try:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp)
-    except BaseException:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, **({"quality": quality} if quality else {}))
+    except BaseException as e:
         remove_quietly(tmp)
+        if isinstance(e, OSError) and disk_full(e):
+            raise MediaError(path, f"cannot write: {disk_full(e)}") from None
         raise
     os.replace(tmp, path)

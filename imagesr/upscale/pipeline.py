@@ -39,6 +39,7 @@ from imagesr.upscale.options import (
     Size,
     UpscaleError,
     _fmt_size,
+    image_quality,
     parse_size,
     target_size,
 )
@@ -97,6 +98,7 @@ def upscale(
     preset: str = VIDEO_PRESET,
     planar: Optional[bool] = None,
     max_megapixels: float = MAX_MEGAPIXELS,
+    quality: Optional[int] = None,
 ) -> UpscaleResult:
     """Upscale ``input`` (video, frame folder, image) into ``output`` (video, folder, image).
 
@@ -111,12 +113,13 @@ def upscale(
     device, when the upscale is one device call (JAX, see :meth:`FrameProcessor.use_planar`);
     None: whenever possible on an accelerator, False: never (RGB pipes), True: required
     (UpscaleError otherwise). ``max_megapixels``: an input frame larger than this is refused
-    before it is decoded.
+    before it is decoded. ``quality``: of a .jpg or .webp image output (1-100, default 95).
     """
     progress = sys.stderr if progress is True else (progress or None)
     if isinstance(size, str):
         size = parse_size(size)
     _check_arguments(size, scale, batch, tile, fps, preset)
+    quality = image_quality(output, quality)
     source = open_source(input, max_megapixels)
     if fps is not None and source.kind == "video":
         raise UpscaleError("--fps applies to frame folders and images; a video keeps its own frame rate")
@@ -140,7 +143,7 @@ def upscale(
         if planar and planar_in is None:
             raise UpscaleError("the planar route needs a video (8-bit 4:2:0 or 4:4:4) to video, the JAX backend, "
                                "no --tile, and the model's own output size with even sides")
-        sink = _open_sink(out_path, out_kind, source, out_size, fps, preset, processor)
+        sink = _open_sink(out_path, out_kind, source, out_size, fps, preset, processor, quality)
         if progress:
             for note in _notes(source, processor) + getattr(sink, "notes", []):
                 progress.write(f"[upscale] note: {note}\n")
@@ -162,14 +165,14 @@ def upscale(
     )
 
 
-def _open_sink(out_path, out_kind, source, out_size, fps, preset, processor):
+def _open_sink(out_path, out_kind, source, out_size, fps, preset, processor, quality=None):
     if out_kind == "video":
         rate = source.fps or Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
         return VideoSink(out_path, out_size, rate, audio_from=source.path if source.has_audio else None,
                          preset=preset, planar=processor.planar and processor.planar[1])
     if out_kind == "folder":
         return FolderSink(out_path, source.names)
-    return ImageSink(out_path, source.path)
+    return ImageSink(out_path, source.path, quality)
 
 
 def _notes(source, processor) -> list:

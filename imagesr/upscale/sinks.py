@@ -11,7 +11,7 @@ import numpy as np
 
 from imagesr.colour import PlanarFormat
 from imagesr.media import VideoWriter, write_image
-from imagesr.outputs import claim_partial, remove_quietly, resolve_link
+from imagesr.outputs import check_name_length, claim_partial, remove_quietly, resolve_link
 from imagesr.upscale.inputs import Source
 from imagesr.upscale.options import VIDEO_CRF, VIDEO_PRESET, Size, UpscaleError, output_kind
 
@@ -22,6 +22,7 @@ def _check_output(output: str, source: Source) -> Tuple[str, str]:
     out = os.path.abspath(output.rstrip("/" + os.sep) or output)
     if kind == "folder":
         out = resolve_link(out)  # a link to a folder: the frames go into that folder
+    check_name_length(out)
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
         what = "is not a folder" if os.path.exists(parent) else "does not exist"
@@ -121,10 +122,10 @@ class FolderSink(_Sink):
 class ImageSink(_Sink):
     """One image, written with :func:`imagesr.media.write_image` (itself atomic) at the end."""
 
-    def __init__(self, path: str, source: str):
+    def __init__(self, path: str, source: str, quality: Optional[int] = None):
         super().__init__(path)
         self._check_writable()
-        self.source = source
+        self.source, self.quality = source, quality
         self.frame = None
 
     def write(self, frames: np.ndarray) -> None:
@@ -136,6 +137,6 @@ class ImageSink(_Sink):
 
     def commit(self) -> None:
         try:
-            write_image(self.path, self.frame)
+            write_image(self.path, self.frame, quality=self.quality)
         except (OSError, ValueError) as e:
             raise UpscaleError(f"cannot write {self.path}: {e}") from None
