@@ -15,6 +15,7 @@ from typing import List, Optional
 from imagesr import strict_json
 from imagesr.errors import Terminated, UserError, disk_full, sigterm_as_interrupt
 from imagesr.logs import configure_logging
+from imagesr.outputs import remove_claimed
 from imagesr.scale import scale_argument as scale_arg
 
 
@@ -355,9 +356,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"imagesr: error: cannot write {e.filename or 'the output'}: {disk_full(e)}", file=sys.stderr)
         return 2
     except Terminated:
+        remove_claimed()
         print("imagesr: terminated", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
+        remove_claimed()
         print("imagesr: interrupted", file=sys.stderr)
         return 130
 

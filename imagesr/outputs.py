@@ -28,6 +28,12 @@ class OutputBusy(UserError):
     """Another imagesr run is writing the same output."""
 
 
+# Temporary names this process created (claim_partial) and has not removed. One claimed a moment
+# before Ctrl-C or SIGTERM arrives (a video writer between creating its file and starting its
+# encoder) has no owner yet to remove it: remove_claimed does, after the interruption.
+_claimed = set()
+
+
 def fit_name(folder: str, stem: str, suffix: str, unique: bool = False) -> str:
     """``stem + suffix``, the stem cut so that the name fits the file system's limit on one name
     (``NAME_MAX``, 255 bytes on most): a legal output name must not be refused because of the
@@ -62,14 +68,15 @@ def claim_partial(path: str, folder: bool = False) -> str:
     parent, stem = os.path.split(root)
     for _ in range(100):
         tmp = os.path.join(parent, fit_name(parent, stem, f".partial-{os.getpid()}-{secrets.token_hex(3)}{ext}"))
+        _claimed.add(tmp)  # before it exists: an interruption right after creating it still finds it
         try:
             if folder:
                 os.mkdir(tmp)
             else:
                 os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
             return tmp
-        except FileExistsError:
-            continue
+        except FileExistsError:  # not ours: never to be removed
+            _claimed.discard(tmp)
     raise OSError(errno.EEXIST, f"no free temporary name beside {path}")
 
 
@@ -93,6 +100,15 @@ def remove_quietly(path: Optional[str]) -> None:
             os.remove(path)
         except FileNotFoundError:
             pass
+    _claimed.discard(path)
+
+
+def remove_claimed() -> None:
+    """Remove every temporary output this process claimed and still has (after Ctrl-C or
+    SIGTERM, once the owners' own clean-up has run). One renamed into place is gone from its
+    temporary name already, so nothing finished is touched."""
+    for path in list(_claimed):
+        remove_quietly(path)
 
 
 class OutputLock:

@@ -191,9 +191,10 @@ class JobOptions:
     def __post_init__(self):
         check_types(self, "patch option")
         if not 0 <= self.eval_fraction < 1:
-            raise UserError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+            raise UserError(f"eval_fraction (--eval-fraction) must be in [0, 1), got {self.eval_fraction}")
         if self.frame_stride < 1 or (self.max_frames is not None and self.max_frames < 1):
-            raise UserError(f"frame_stride and max_frames must be >= 1, got {self.frame_stride} and {self.max_frames}")
+            raise UserError(f"frame_stride and max_frames (--frame-stride, --max-frames) must be >= 1, got "
+                            f"{self.frame_stride} and {self.max_frames}")
 
 
 JOB_OPTIONS = asdict(JobOptions())
