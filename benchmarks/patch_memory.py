@@ -5,13 +5,17 @@ Runs ``imagesr patches --workers 1`` on
 * a 10-second and a 60-second 1280x720 clip (made here with ffmpeg by looping a real clip), so
   the peak resident memory of a long video can be compared with a short one's;
 * the training images (T91 + BSD200), with and without ``--residual``;
+* one large photograph (``frame4k``: 3840x2160, ``frame8k``: 7680x4320, a real photograph resized
+  with the MATLAB bicubic), for the memory one frame takes against the pixel budget
+  (``--max-megapixels``, default 40);
 * optionally the same jobs with the code of an earlier commit (``--baseline REV``: a git
   worktree run with the same interpreter and packages), for ratios measured in one run.
 
 and prints wall and CPU seconds (user + system, the steadier figure on a loaded machine), peak RSS (the largest process: the worker) and pairs/s per job.
 
 usage: python benchmarks/patch_memory.py [--clip ../shared/data/video/cockatoo.mp4]
-           [--train ../shared/data/train] [--baseline REV] [--jobs clip10 clip60 train train_residual]
+           [--train ../shared/data/train] [--baseline REV]
+           [--jobs clip10 clip60 train train_residual frame4k frame8k]
 """
 
 import argparse
@@ -31,6 +35,15 @@ def _make_clip(src: str, seconds: int, out: str) -> str:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "-1", "-i", src, "-t", str(seconds),
                     "-an", "-vf", "scale=1280:720", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18",
                     "-pix_fmt", "yuv420p", out], check=True)
+    return out
+
+
+def _make_frame(size, out: str) -> str:
+    from imagesr.media import write_image
+    from imagesr.resize import imresize
+    from imagesr.samples import photo
+
+    write_image(out, imresize(photo("astronaut"), size=size))
     return out
 
 
@@ -73,6 +86,9 @@ def main():
         if {"clip10", "clip60"} & set(args.jobs):
             inputs["clip10"] = [_make_clip(args.clip, 10, os.path.join(work, "clip10.mp4"))]
             inputs["clip60"] = [_make_clip(args.clip, 60, os.path.join(work, "clip60.mp4"))]
+        for job, size in (("frame4k", (2160, 3840)), ("frame8k", (4320, 7680))):
+            if job in args.jobs:
+                inputs[job] = [_make_frame(size, os.path.join(work, f"{job}.png")), "--residual"]
         inputs["train"] = [args.train]
         inputs["train_residual"] = [args.train, "--residual"]
         rows = []

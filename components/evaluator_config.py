@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
 from imagesr.degrade import Degradation, parse
-from imagesr.errors import check_keys
+from imagesr.errors import UserError, check_keys, check_types
 
 
 @dataclass
@@ -29,7 +29,21 @@ class EvaluatorConfig:
     real_video_margin_db: float = 0.0
 
     def __post_init__(self):
-        self.real_video_degradation  # a bad name fails when the config is read, in one line
+        from imagesr.scale import scales as scales_of
+
+        self.scales = tuple(s.to_json() for s in scales_of(self.scales))
+        check_types(self, "evaluator option")
+        for name in ("timing_input", "timing_output"):
+            size = getattr(self, name)
+            if len(size) != 2 or min(size) < 1:
+                raise UserError(f"evaluator option {name}: expected [height, width] in pixels, got {list(size)}")
+        low = {k: v for k, v in (("timing_frames", self.timing_frames), ("timing_repeats", self.timing_repeats),
+                                 ("timing_batch", self.timing_batch)) if v < 1}
+        if low or self.max_eval_frames < 0 or (self.time_budget_s is not None and self.time_budget_s <= 0):
+            raise UserError(f"evaluator options out of range: timing_frames, timing_repeats, timing_batch must be >= 1 "
+                            f"({low or 'they are'}), max_eval_frames >= 0 ({self.max_eval_frames}), time_budget_s "
+                            f"positive or null ({self.time_budget_s})")
+        self.real_video_degradation  # a bad degradation name is one line now, not after training
 
     @property
     def real_video_degradation(self) -> Optional[Degradation]:

@@ -37,13 +37,14 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from imagesr import strict_json
 from imagesr.components.patch_transform import (
     SPLITS,
     STATUS_TAG,
     MediaToPatchPairs,
     write_split,
 )
-from imagesr.errors import UserError
+from imagesr.errors import UserError, disk_full
 from imagesr.outputs import OutputBusy, OutputLock, temporary_files_in
 from imagesr.patches import PatchOptions
 from imagesr.sources import join
@@ -324,7 +325,7 @@ def finalize(output: str, staging: str, statuses: List[Dict], manifest_base: Dic
     manifest = dict(manifest_base)
     manifest.update(counts=counts, files=files, dead_letter=DEAD_LETTER, inputs=statuses,
                     finished=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-    write_text(join(output, MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
+    write_text(join(output, MANIFEST), strict_json.dumps(manifest, indent=1, sort_keys=True))
     delete_tree(staging)
     return manifest
 
@@ -361,7 +362,8 @@ def produce_dataset(
     return the manifest.
 
     ``progress`` prints a progress line from the workers' marker files (local runners only).
-    ``require_eval``: fail (writing nothing) when the eval split got no pairs.
+    A run whose train split got no pairs fails (writing nothing): such a dataset trains
+    nothing. ``require_eval``: so does one whose eval split got none.
     """
     run_id = manifest_base.get("run_id") or datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%S")
     staging = join(output, f"{STAGING_PREFIX}{run_id}")
@@ -376,8 +378,10 @@ def produce_dataset(
         with tmp_context:
             return _run_and_finalize(pipeline, sources, patch_options, output, staging, manifest_base, frame_stride,
                                      max_frames, overwrite, progress_dir, require_eval)
-    except BaseException:
+    except BaseException as e:
         delete_tree(staging)
+        if isinstance(e, Exception) and not isinstance(e, UserError) and disk_full(e):  # a worker's, or ours
+            raise PatchDatasetError(f"cannot write {output}: {disk_full(e)} (the staged records were removed)") from None
         raise
     finally:
         if progress_dir and not local:
@@ -403,11 +407,12 @@ def _run_and_finalize(pipeline, sources, patch_options, output, staging, manifes
         reasons = "; ".join(f"{st['source']}: {st['reason']}" for st in statuses[:10])
         more = f" (and {len(statuses) - 10} more)" if len(statuses) > 10 else ""
         raise PatchDatasetError(f"no valid input: all {len(statuses)} inputs failed: {reasons}{more}")
-    if require_eval and not any(st["pairs"] for st in statuses if st["split"] == "eval"):
-        failed = [f"{st['source']}: {st['reason']}" for st in statuses if st["split"] == "eval" and st["reason"]]
-        why = f" (its sources failed: {'; '.join(failed[:3])})" if failed else ""
-        raise PatchDatasetError(f"the eval split got no pairs{why}; add inputs, or pass --eval-fraction 0 for a "
-                                "dataset without one")
+    for split, needed, remedy in (("train", True, "add inputs, or lower --eval-fraction"),
+                                  ("eval", require_eval, "add inputs, or pass --eval-fraction 0 for a dataset without one")):
+        if needed and not any(st["pairs"] for st in statuses if st["split"] == split):
+            failed = [f"{st['source']}: {st['reason']}" for st in statuses if st["split"] == split and st["reason"]]
+            why = f" (its sources failed: {'; '.join(failed[:3])})" if failed else ""
+            raise PatchDatasetError(f"the {split} split got no pairs{why}; {remedy}")
     manifest_base = dict(manifest_base, beam_counters=beam_counters(result))
     return finalize(output, staging, statuses, manifest_base, overwrite)
 
@@ -417,6 +422,8 @@ def count_records(output: str) -> Dict:
     next to what its manifest says."""
     from imagesr.records import iter_tfrecord
 
+    if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
+        raise PatchDatasetError(f"{output}: not a folder (a patch dataset is the folder imagesr patches wrote)")
     counts = {}
     for split in SPLITS:
         n = 0

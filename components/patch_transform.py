@@ -66,6 +66,10 @@ class BeamFS:
         return self._match(pattern)
 
     def open(self, path: str):
+        if not self.is_remote(path):
+            from imagesr.media import open_regular
+
+            return open_regular(path)  # a FIFO or a device would block or never end
         return FileSystems.open(path, compression_type="uncompressed")
 
     @contextlib.contextmanager
@@ -99,6 +103,20 @@ def configure_gcs_emulator() -> None:
 configure_gcs_emulator()  # at import: covers the driver and every worker process unpickling this module
 
 
+def quiet_worker_stderr() -> None:
+    """In a local worker process started by a command run without -v (``IMAGESR_QUIET_WORKERS``,
+    set by :func:`imagesr.logs.configure_logging`): its stderr goes to /dev/null. Beam's worker
+    prints a failed bundle's traceback there, and the driver receives the same error: it says
+    one line for a full disk and shows the whole traceback for a bug."""
+    from imagesr.logs import QUIET_WORKERS
+
+    if os.environ.get(QUIET_WORKERS) and not getattr(quiet_worker_stderr, "done", False):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        quiet_worker_stderr.done = True
+
+
 class ProcessSourceFn(beam.DoFn):
     """Source (JSON dict) -> ('train'|'eval', [one frame's record bytes]) per frame, then its
     status on STATUS_TAG."""
@@ -112,6 +130,7 @@ class ProcessSourceFn(beam.DoFn):
         self.frames = Metrics.counter("imagesr", "frames")
 
     def setup(self):
+        quiet_worker_stderr()
         self._patch_options = PatchOptions(**self._options)
         self._fs = BeamFS()
         use_fast_crc32c()

@@ -28,7 +28,7 @@ from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from imagesr import evaluation, fs, media
+from imagesr import evaluation, fs, media, strict_json
 from imagesr.components.evaluator_config import EvaluatorConfig, describe_timing, row_label
 from imagesr.degrade import CLEAN, Degradation
 from imagesr.errors import UserError
@@ -165,7 +165,7 @@ def _evaluate_into(model_dir: str, out_dir: str, config: EvaluatorConfig, baseli
         "config": asdict(config),
     }
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1, default=float)
+        f.write(strict_json.dumps(metrics, indent=1, default=float))
     with open(os.path.join(out_dir, "per_image.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=["benchmark", "degradation", "scale", "model", "image", "psnr_y", "ssim_y"])
         w.writeheader()

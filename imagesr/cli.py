@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import warnings
 from typing import List, Optional
 
-from imagesr.errors import Terminated, UserError, sigterm_as_interrupt
+from imagesr import strict_json
+from imagesr.errors import Terminated, UserError, disk_full, sigterm_as_interrupt
 from imagesr.logs import configure_logging
+from imagesr.outputs import remove_claimed
 from imagesr.scale import scale_argument as scale_arg
 
 
@@ -37,6 +40,14 @@ def _degradation(text: str):
     return degrade.check_available(degrade.parse(text))
 
 
+def _max_megapixels_argument(parser, what: str = "an image") -> None:
+    from imagesr.media.files import MAX_MEGAPIXELS
+
+    parser.add_argument("--max-megapixels", type=_positive_float, default=MAX_MEGAPIXELS, metavar="MP",
+                        help=f"refuse {what} larger than this many megapixels before decoding it (default "
+                             f"{MAX_MEGAPIXELS:g}: 8K UHD fits)")
+
+
 # --------------------------------------------------------------------------- bench
 
 
@@ -45,9 +56,10 @@ def _cmd_bench_bicubic(args) -> int:
 
     t0 = time.perf_counter()
     progress = (lambda msg: print(f"  {msg}", file=sys.stderr)) if args.verbose else None
-    results = evaluation.evaluate_folder(args.dataset, args.scales, evaluation.bicubic_upscaler, progress)
+    results = evaluation.evaluate_folder(args.dataset, args.scales, evaluation.bicubic_upscaler, progress,
+                                         max_megapixels=args.max_megapixels)
     if args.json:
-        print(json.dumps(evaluation.results_json(args.dataset, results, model="bicubic", parameters=0)))
+        print(strict_json.dumps(evaluation.results_json(args.dataset, results, model="bicubic", parameters=0)))
     else:
         print(evaluation.format_table(results, f"bicubic on {args.dataset}"))
         print(f"({time.perf_counter() - t0:.1f} s)")
@@ -70,7 +82,7 @@ def _cmd_records_count(args) -> int:
     except PatchJobError as e:
         raise UsageError(str(e)) from None
     if args.json:
-        print(json.dumps(out))
+        print(strict_json.dumps(out))
     else:
         print(f"{out['dataset'] if 'dataset' in out else args.dataset}: {out['total']:,} records "
               f"(train {out['records']['train']:,}, eval {out['records']['eval']:,}); manifest "
@@ -82,22 +94,46 @@ def _cmd_records_count(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from imagesr import shipped
+    from imagesr.outputs import folder_output
     from imagesr.training.data import find_record_files
+    from imagesr.training.serving import MODEL_FOLDER
     from imagesr.training.trainer import TrainConfig, train
 
-    model_args = json.loads(args.model_args) if args.model_args else {}
+    try:
+        model_args = json.loads(args.model_args) if args.model_args else {}
+    except ValueError as e:
+        raise UsageError(f"--model-args {args.model_args!r} is not JSON ({e})") from None
     config = TrainConfig(
         model=args.model, scales=tuple(args.scales), batch_size=args.batch_size, crop=args.crop, steps=args.steps,
         learning_rate=args.learning_rate, schedule=args.schedule, loss=args.loss, mixed_precision=args.mixed_precision,
-        model_args=model_args, log_every=args.log_every, seed=args.seed, warm_start=args.warm_start,
+        model_args=model_args, log_every=args.log_every, seed=args.seed,
+        warm_start=shipped.resolve(args.warm_start) if args.warm_start else None,
         time_budget_s=args.time_budget_s, in_memory=args.in_memory,
     )
     train_files = find_record_files(args.examples, "train")
-    eval_files = find_record_files(args.examples, "eval") if not args.no_eval else []
-    summary = train(config, train_files, eval_files, args.out)
-    print(json.dumps({k: summary.get(k) for k in ("parameters", "steps", "steps_per_second", "final_loss",
+    eval_files = [] if args.no_eval else _eval_files(args.examples)
+    with folder_output(args.out, args.overwrite, MODEL_FOLDER, "model folder") as staging:
+        summary = train(config, train_files, eval_files, staging)
+    summary["exported"] = {k: os.path.join(os.path.abspath(args.out), v) for k, v in summary["exported"].items()}
+    print(strict_json.dumps({k: summary.get(k) for k in ("parameters", "steps", "steps_per_second", "final_loss",
                                                    "eval_psnr_y", "eval_psnr_y_bicubic", "exported")}, indent=1))
     return 0
+
+
+def _eval_files(examples: str) -> List[str]:
+    """The eval split's record files, or one line that points at --no-eval when there are none."""
+    from imagesr.training.data import DatasetError, find_record_files, has_records
+
+    try:
+        files = find_record_files(examples, "eval")
+        empty = not has_records(files)
+    except DatasetError as e:
+        raise UsageError(f"{e}; to train without evaluating on an eval split, pass --no-eval") from None
+    if empty:
+        raise UsageError(f"{examples}: the eval split holds no records; to train without evaluating on an eval "
+                         "split, pass --no-eval")
+    return files
 
 
 def _cmd_evaluate(args) -> int:
@@ -111,10 +147,11 @@ def _cmd_evaluate(args) -> int:
         if not up.supports(s):
             raise UsageError(f"{args.model} is a x{up.scale:g} model; it cannot be evaluated at x{s:g}")
     t0 = time.perf_counter()
-    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler, degradation=degradation)
+    results = evaluation.evaluate_folder(args.dataset, scales, up.evaluation_upscaler, degradation=degradation,
+                                         max_megapixels=args.max_megapixels)
     if args.json:
-        print(json.dumps(evaluation.results_json(args.dataset, results, model=args.model, kind=up.kind,
-                                                 parameters=up.parameters, degradation=degradation.name)))
+        print(strict_json.dumps(evaluation.results_json(args.dataset, results, model=args.model, kind=up.kind,
+                                                        parameters=up.parameters, degradation=degradation.name)))
     else:
         print(evaluation.format_table(results, f"{up.kind} ({up.parameters:,} parameters) on {args.dataset}"))
         print(f"({time.perf_counter() - t0:.1f} s)")
@@ -126,7 +163,7 @@ def _cmd_models(args) -> int:
 
     models = shipped.list_models()
     if args.json:
-        print(json.dumps([{"name": m.name, "kind": m.kind, "scales": list(m.scales), "parameters": m.parameters,
+        print(strict_json.dumps([{"name": m.name, "kind": m.kind, "scales": list(m.scales), "parameters": m.parameters,
                            "figures": m.figures, "trained": m.trained, "path": m.path} for m in models]))
     else:
         print(shipped.table(models))
@@ -148,7 +185,7 @@ def _cmd_upscale(args) -> int:
     options = dict(model=args.model, size=args.size, scale=args.scale, batch=args.batch, tile=args.tile,
                    fps=args.fps, preset=args.preset, codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt,
                    format=args.format, realtime=args.realtime, resume=args.resume,
-                   segment_seconds=args.segment_seconds)
+                   segment_seconds=args.segment_seconds, max_megapixels=args.max_megapixels, quality=args.quality)
     if is_batch(args.input):
         return upscale_folder(args.input, args.output, **options)
     result = upscale(args.input, args.output, **options)
@@ -164,7 +201,7 @@ def _cmd_samples(args) -> int:
     from imagesr import samples
 
     paths = samples.materialize(args.dest)
-    print(json.dumps(paths, indent=2))
+    print(strict_json.dumps(paths, indent=2))
     return 0
 
 
@@ -180,12 +217,30 @@ def _cmd_demo(args) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("imagesr")
+    except PackageNotFoundError:  # a source checkout that was not installed
+        return "(not installed)"
+
+
+def _command_parser(parser: argparse.ArgumentParser, command: Optional[str]) -> argparse.ArgumentParser:
+    """The parser of ``command`` (``imagesr runs`` alone prints the actions of runs), or ``parser``."""
+    for action in parser._actions:  # argparse keeps its sub-parsers only there
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="imagesr",
         description="Image super-resolution data and model system (patch pairs, training, evaluation, upscaling).",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"imagesr {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     bench = sub.add_parser("bench", help="baseline benchmarks on a folder of HR images")
@@ -194,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--dataset", required=True, help="folder of HR images (e.g. Set5/HR)")
     bb.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="scales (default 2 3 4)")
     bb.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _max_megapixels_argument(bb)
     bb.set_defaults(func=_cmd_bench_bicubic)
 
     sub.add_parser("patches", help="Beam job: media -> LR/HR patch-pair TFRecords (see imagesr patches --help)", add_help=False)
@@ -203,17 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=["vdsr", "subpixel"], default="vdsr")
     t.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="scales to train on (subpixel: one)")
     t.add_argument("--steps", type=int, default=1000)
-    t.add_argument("--out", required=True, help="run folder: model.keras, saved_model/, logs/, train_summary.json")
+    t.add_argument("--out", required=True, help="run folder: model.keras, saved_model/, logs/, train_summary.json "
+                                                "(a new or empty folder)")
+    t.add_argument("--overwrite", action="store_true", help="replace the model folder already in --out (the whole "
+                                                            "folder: an old card does not stay beside the new model)")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--crop", type=int, default=None, help="HR crop of the stored patches")
-    t.add_argument("--learning-rate", type=float, default=5e-4)
+    t.add_argument("--learning-rate", type=_positive_float, default=5e-4)
     t.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
     t.add_argument("--loss", choices=["l1", "l2"], default="l1")
     t.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
     t.add_argument("--model-args", default=None, help='JSON, e.g. \'{"depth": 20, "width": 64}\'')
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--warm-start", default=None, help="model dir or .keras file to start from")
+    t.add_argument("--warm-start", default=None, help="a shipped model's name, a model dir or a .keras file to start from")
     t.add_argument("--no-eval", action="store_true", help="skip PSNR on the eval split")
     t.add_argument("--time-budget-s", type=_positive_float, default=None,
                    help="train as many steps as fit in this many seconds (--steps caps), the learning rate annealed in time")
@@ -230,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "'h264-crf23+bicubic' (real video: ffmpeg's bicubic, then H.264 CRF 23), 'jpeg-q75+area', "
                         "'h265-crf28+lanczos' (where ffmpeg has libx265)")
     e.add_argument("--json", action="store_true")
+    _max_megapixels_argument(e)
     e.set_defaults(func=_cmd_evaluate)
 
     ms = sub.add_parser("models", help="the models that ship with imagesr: scale, parameters, Set5/Set14 figures")
@@ -284,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "interruption to continue after the last complete segment")
     u.add_argument("--segment-seconds", type=_positive_float, default=10.0,
                    help="length of a --resume segment, at least (default 10; cut at the next keyframe)")
+    u.add_argument("--quality", type=int, default=None, metavar="Q",
+                   help="quality of a .jpg or .webp image output, 1-100 (default 95)")
+    _max_megapixels_argument(u, "an input frame")
     u.set_defaults(func=_cmd_upscale)
 
     from imagesr.pipelines.commands import (
@@ -337,8 +400,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose)
-    if not getattr(args, "func", None):
-        parser.print_help()
+    if not getattr(args, "func", None):  # no command, or a command without its action
+        _command_parser(parser, getattr(args, "command", None)).print_help()
         return 2
     try:
         with sigterm_as_interrupt():
@@ -348,10 +411,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     except ModuleNotFoundError as e:
         return _missing_extra(e, args.command)
+    except OSError as e:
+        if not disk_full(e):
+            raise
+        print(f"imagesr: error: cannot write {e.filename or 'the output'}: {disk_full(e)}", file=sys.stderr)
+        return 2
     except Terminated:
+        remove_claimed()
         print("imagesr: terminated", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
+        remove_claimed()
         print("imagesr: interrupted", file=sys.stderr)
         return 130
 

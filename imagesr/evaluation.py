@@ -24,7 +24,7 @@ from PIL import Image
 
 from imagesr import degrade, metrics, resize
 from imagesr.degrade import CLEAN, Degradation
-from imagesr.media import IMAGE_EXTENSIONS, MediaError, decode_image
+from imagesr.media import IMAGE_EXTENSIONS, MAX_MEGAPIXELS, MediaError, decode_image, read_regular
 from imagesr.scale import Scale
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,11 @@ def list_images(folder: str) -> List[str]:
     return files
 
 
-def load_hr(path: str) -> np.ndarray:
-    """HR image as uint8: HxWx3, or HxW for a single-channel (grayscale) file."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise MediaError(path, f"cannot read: {e.strerror or e}") from None
-    rgb = decode_image(data, name=path)  # the decoder's errors and conversions
+def load_hr(path: str, max_megapixels: Optional[float] = MAX_MEGAPIXELS) -> np.ndarray:
+    """HR image as uint8: HxWx3, or HxW for a single-channel (grayscale) file. Only a regular
+    file is read, and one over the pixel budget is refused before it is decoded."""
+    data = read_regular(path)
+    rgb = decode_image(data, name=path, max_megapixels=max_megapixels)  # the decoder's errors and conversions
     try:
         with Image.open(io.BytesIO(data)) as im:  # header only: was it single-channel?
             gray = im.mode in ("L", "I;16", "I;16B", "I;16L", "I", "1", "F")
@@ -139,14 +136,15 @@ def evaluate_models(
     upscalers: Dict[str, Tuple[Upscaler, Sequence[float]]],
     progress: Optional[Callable[[str], None]] = None,
     degradation: Degradation = CLEAN,
+    max_megapixels: Optional[float] = MAX_MEGAPIXELS,
 ) -> Dict[str, List[ScaleResult]]:
     """Mean Y-PSNR/SSIM per scale of each ``{name: (upscaler, scales)}`` over the HR images in
     ``dataset``, every model on the same LR: each image's LR is made once per scale (for
     real-video input, one encoder round trip) and given to every model in turn. Images too
     small for a scale are skipped with a warning naming them (and listed in the result); a
-    scale that leaves no image is an error."""
+    scale that leaves no image is an error, and so is an image over ``max_megapixels``."""
     files = list_images(dataset)
-    images = [(os.path.basename(f), load_hr(f)) for f in files]
+    images = [(os.path.basename(f), load_hr(f, max_megapixels)) for f in files]
     order = list(dict.fromkeys(float(s) for _, scales in upscalers.values() for s in scales))
     per: Dict[tuple, List[ImageResult]] = {}
     skipped: Dict[float, List[str]] = {}
@@ -184,9 +182,10 @@ def evaluate_folder(
     upscaler: Upscaler = bicubic_upscaler,
     progress: Optional[Callable[[str], None]] = None,
     degradation: Degradation = CLEAN,
+    max_megapixels: Optional[float] = MAX_MEGAPIXELS,
 ) -> List[ScaleResult]:
     """:func:`evaluate_models` for one upscaler."""
-    return evaluate_models(dataset, {"model": (upscaler, scales)}, progress, degradation)["model"]
+    return evaluate_models(dataset, {"model": (upscaler, scales)}, progress, degradation, max_megapixels)["model"]
 
 
 def results_json(dataset: str, results: Iterable[ScaleResult], **extra) -> Dict:

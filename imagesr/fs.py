@@ -118,11 +118,17 @@ def write_bytes(path: str, data: bytes) -> None:
     """Write a whole file: locally under a temporary name, then renamed (never half a file);
     on gs:// an object upload is all or nothing."""
     if not is_remote(path):
+        from imagesr.outputs import claim_partial, remove_quietly
+
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = f"{path}.partial-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        tmp = claim_partial(path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            remove_quietly(tmp)
+            raise
         return
     _, key = _split(path)
     _bucket(path).blob(key).upload_from_string(data)

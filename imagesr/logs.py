@@ -5,6 +5,7 @@ import os
 import warnings
 
 OWN_LOGGERS = ("imagesr",)  # every layer: imagesr.training, imagesr.components, ...
+QUIET_WORKERS = "IMAGESR_QUIET_WORKERS"
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -19,6 +20,11 @@ def configure_logging(verbose: bool = False) -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore:You are using a non-supported Python version:FutureWarning")
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ start-up chatter (cuDNN/cuFFT "errors")
+        # Local Beam workers print a failed bundle's traceback on their own stderr; the driver
+        # gets the same error and reports it (one line for bad input or a full disk, the whole
+        # traceback for a bug), so a local worker's stderr is not shown (imagesr.components.
+        # patch_transform.quiet_worker_stderr) unless -v.
+        os.environ.setdefault(QUIET_WORKERS, "1")
         try:
             import absl.logging
 

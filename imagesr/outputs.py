@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import os
+import re
 import secrets
 import tempfile
 from typing import Optional
@@ -33,28 +35,63 @@ class OutputBusy(UserError):
     """Another imagesr run is writing the same output."""
 
 
+# Temporary names this process created (claim_partial) and has not removed. One claimed a moment
+# before Ctrl-C or SIGTERM arrives (a video writer between creating its file and starting its
+# encoder) has no owner yet to remove it: remove_claimed does, after the interruption.
+_claimed = set()
+
+
+def fit_name(folder: str, stem: str, suffix: str, unique: bool = False) -> str:
+    """``stem + suffix``, the stem cut so that the name fits the file system's limit on one name
+    (``NAME_MAX``, 255 bytes on most): a legal output name must not be refused because of the
+    suffix of its temporary name or lock. ``unique``: a cut stem gets a hash of the whole stem,
+    so that two long names that share their start do not share the result."""
+    try:
+        limit = os.pathconf(folder or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    whole = stem.encode()
+    if len(whole) + len(suffix.encode()) <= limit:
+        return stem + suffix
+    tag = "-" + hashlib.sha1(whole).hexdigest()[:12] if unique else ""
+    room = max(1, limit - len(suffix.encode()) - len(tag))
+    return whole[:room].decode("utf-8", "ignore") + tag + suffix
+
+
+def check_name_length(path: str) -> None:
+    """Refuse, before any work, an output whose own name is longer than its file system takes
+    (the rename into place at the end would fail)."""
+    parent, name = os.path.split(os.path.abspath(path))
+    if fit_name(parent, name, "") != name:
+        raise UserError(f"{path}: the name is {len(name.encode())} bytes, longer than its file system takes")
+
+
 def claim_partial(path: str, folder: bool = False) -> str:
     """Create and return the temporary name ``path`` is written under until complete:
     ``NAME.partial-<pid>-<hex>.EXT`` beside a file (the extension kept last, for the tools that
-    pick a format by it), ``NAME.partial-<pid>-<hex>`` for a folder. Created exclusively."""
+    pick a format by it), ``NAME.partial-<pid>-<hex>`` for a folder, ``NAME`` cut when the whole
+    would be too long a name (:func:`fit_name`). Created exclusively."""
     root, ext = os.path.splitext(path) if not folder else (path, "")
+    parent, stem = os.path.split(root)
     for _ in range(100):
-        tmp = f"{root}.partial-{os.getpid()}-{secrets.token_hex(3)}{ext}"
+        tmp = os.path.join(parent, fit_name(parent, stem, f".partial-{os.getpid()}-{secrets.token_hex(3)}{ext}"))
+        _claimed.add(tmp)  # before it exists: an interruption right after creating it still finds it
         try:
             if folder:
                 os.mkdir(tmp)
             else:
                 os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
             return tmp
-        except FileExistsError:
-            continue
+        except FileExistsError:  # not ours: never to be removed
+            _claimed.discard(tmp)
     raise OSError(errno.EEXIST, f"no free temporary name beside {path}")
 
 
 def is_partial_of(name: str, target: str) -> bool:
     """Whether ``name`` (a base name) is one of :func:`claim_partial`'s names for ``target``."""
     root, ext = os.path.splitext(os.path.basename(target))
-    return name.startswith(f"{root}.partial-") and name.endswith(ext)
+    m = re.fullmatch(r"(.*)\.partial-\d+-[0-9a-f]{6}" + re.escape(ext), name)
+    return bool(m) and bool(m.group(1)) and root.startswith(m.group(1))
 
 
 def remove_quietly(path: Optional[str]) -> None:
@@ -70,6 +107,15 @@ def remove_quietly(path: Optional[str]) -> None:
             os.remove(path)
         except FileNotFoundError:
             pass
+    _claimed.discard(path)
+
+
+def remove_claimed() -> None:
+    """Remove every temporary output this process claimed and still has (after Ctrl-C or
+    SIGTERM, once the owners' own clean-up has run). One renamed into place is gone from its
+    temporary name already, so nothing finished is touched."""
+    for path in list(_claimed):
+        remove_quietly(path)
 
 
 class OutputLock:
@@ -81,7 +127,8 @@ class OutputLock:
     def __init__(self, path: str):
         path = os.path.abspath(path.rstrip("/" + os.sep) or path)
         self.path = path
-        self.lock_path = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.imagesr-lock")
+        parent = os.path.dirname(path)
+        self.lock_path = os.path.join(parent, fit_name(parent, f".{os.path.basename(path)}", ".imagesr-lock", unique=True))
         self.fd: Optional[int] = None
 
     def acquire(self) -> "OutputLock":
@@ -137,3 +184,65 @@ def temporary_files_in(folder: str):
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = saved[0]
+
+
+def resolve_link(path: str) -> str:
+    """``path`` itself, or where it points when it is a symbolic link to a folder: an output
+    named by a link to a folder is written into that folder (replaced there, the link kept),
+    never swapped for the link itself at the end of a run."""
+    path = os.path.abspath(path.rstrip("/" + os.sep) or path)
+    return os.path.realpath(path) if os.path.islink(path) and os.path.isdir(path) else path
+
+
+@contextlib.contextmanager
+def folder_output(path: str, overwrite: bool, own: tuple, what: str):
+    """Write a whole folder output (a model folder, say) the safe way: yields a temporary
+    folder of this run's own beside ``path``, renamed to ``path`` when the block ends without
+    an error (removed otherwise), under ``path``'s :class:`OutputLock`.
+
+    ``path`` must be new, an empty folder, or, with ``overwrite``, a folder holding only the
+    names in ``own`` (what such an output holds), which is then replaced whole, never merged
+    into: nothing of an old output stays beside the new one. A file, a folder of other files,
+    or an existing output without ``overwrite`` is refused with one line."""
+    import shutil
+
+    target = resolve_link(path)
+    check_name_length(target)
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise UserError(f"{path}: exists and is not a folder; give a folder for the {what}")
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise UserError(f"{path}: its folder {parent} does not exist")
+    with OutputLock(target):
+        entries = sorted(os.listdir(target)) if os.path.isdir(target) else []
+        foreign = [e for e in entries if e not in own]
+        if foreign:
+            raise UserError(f"{path} holds files that are not part of a {what} ({', '.join(foreign[:3])}"
+                            f"{', ...' if len(foreign) > 3 else ''}): choose a new or empty folder")
+        if entries and not overwrite:
+            raise UserError(f"{path} already holds a {what} ({', '.join(entries[:3])}); use another folder or "
+                            "--overwrite to replace it")
+        try:
+            tmp = claim_partial(target, folder=True)
+        except OSError as e:
+            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+        try:
+            yield tmp
+        except BaseException:
+            remove_quietly(tmp)
+            raise
+        old = None
+        try:
+            if entries:  # the old output moves aside whole, then the new one takes its name
+                old = claim_partial(target, folder=True)
+                os.replace(target, old)
+            os.replace(tmp, target)  # onto a missing or an empty folder
+        except BaseException:
+            if old and not os.path.exists(target):
+                os.replace(old, target)  # the old output back where it was
+                old = None
+            remove_quietly(tmp)
+            raise
+        finally:
+            if old:
+                shutil.rmtree(old, ignore_errors=True)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
-from imagesr.errors import UserError, check_keys
+from imagesr.errors import UserError, check_keys, check_types
+from imagesr.media.files import MAX_MEGAPIXELS
 from imagesr.records import PatchPair
 from imagesr.resize import crop_to_multiple, downscale, imresize, imresize_stack
 from imagesr.scale import Scale
@@ -40,12 +41,14 @@ class PatchOptions:
     degradation: str = "clean"  # clean | realistic | mixed (imagesr.degrade: drawn per source, seeded)
     residual: bool = False
     seed: int = 0
+    max_megapixels: float = MAX_MEGAPIXELS  # a source whose frames are larger is dead-lettered, not decoded
 
     def __post_init__(self):
         # Checked as Scales, kept as plain numbers (the options travel as JSON to Beam workers).
         self.scales = tuple(s.to_json() for s in scales_of(self.scales))
         if not self.scales:
             raise UserError("at least one scale is needed")
+        check_types(self, "patch option")
         for s in self.scales:
             m = Scale(s).modulus
             # HR patch side and stride must map to whole LR pixels.
@@ -60,6 +63,8 @@ class PatchOptions:
             raise UserError(f"dihedral must be one of {DIHEDRAL_MODES}, got {self.dihedral!r}")
         if self.min_std < 0 or self.max_patches_per_frame < 0:
             raise UserError("min_std and max_patches_per_frame must be >= 0")
+        if self.max_megapixels <= 0:
+            raise UserError(f"max_megapixels must be positive, got {self.max_megapixels}")
 
     def to_json(self) -> Dict:
         return asdict(self)
@@ -173,13 +178,34 @@ def residual_target(lr_patch: np.ndarray, hr_patch: np.ndarray) -> np.ndarray:
     return hr_patch.astype(np.int16) - imresize(lr_patch, size=hr_patch.shape[:2]).astype(np.int16)
 
 
-# Options of the patch job that are not PatchOptions fields (the CLI's and the TFX ExampleGen's).
-JOB_OPTIONS = {"eval_fraction": 0.05, "frame_stride": 5, "max_frames": None, "official_lr": False}
+@dataclass
+class JobOptions:
+    """Options of the patch job that are not PatchOptions fields (the CLI's and the TFX
+    ExampleGen's), checked like them."""
+
+    eval_fraction: float = 0.05  # share of sources in the eval split, in [0, 1)
+    frame_stride: int = 5  # every k-th frame of videos and sequences
+    max_frames: Optional[int] = None  # at most this many frames per video or sequence
+    official_lr: bool = False  # DIV2K's LR_bicubic images when present
+
+    def __post_init__(self):
+        check_types(self, "patch option")
+        if not 0 <= self.eval_fraction < 1:
+            raise UserError(f"eval_fraction (--eval-fraction) must be in [0, 1), got {self.eval_fraction}")
+        if self.frame_stride < 1 or (self.max_frames is not None and self.max_frames < 1):
+            raise UserError(f"frame_stride and max_frames (--frame-stride, --max-frames) must be >= 1, got "
+                            f"{self.frame_stride} and {self.max_frames}")
+
+
+JOB_OPTIONS = asdict(JobOptions())
 
 
 def split_options(options: dict):
-    """(PatchOptions, job options) from one JSON-able dict, rejecting unknown keys."""
+    """(PatchOptions, job options as a dict) from one JSON-able dict, rejecting unknown keys
+    and values of the wrong type or range."""
+    if not isinstance(options, dict):
+        raise UserError(f"patch options must be a mapping, got {options!r}")
     options = dict(options)
     job = {k: options.pop(k, v) for k, v in JOB_OPTIONS.items()}
     check_keys(options, PatchOptions, f"patch options (besides {', '.join(sorted(JOB_OPTIONS))})")
-    return PatchOptions(**options), job
+    return PatchOptions(**options), asdict(JobOptions(**job))

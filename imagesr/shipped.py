@@ -8,12 +8,15 @@ read without loading Keras, so listing is instant).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from imagesr.errors import UserError
 from imagesr.scale import Scale
+
+log = logging.getLogger(__name__)
 
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 DEFAULT = "subpixel_x1.5"  # 1280x720 -> 1920x1080, the live path
@@ -63,16 +66,32 @@ def for_scale(scale: float) -> Optional[ShippedModel]:
     return fits[0] if fits else None
 
 
+def is_bare_name(model: str) -> bool:
+    """A name with no folder in it (``vdsr``), as opposed to a path (``./vdsr``, ``runs/vdsr``)."""
+    return "/" not in model and os.sep not in model and model not in (".", "..")
+
+
 def resolve(model: Optional[str]) -> str:
-    """What ``--model`` names -> a loadable path (or ``"bicubic"``): None is the default model,
-    an existing file or folder is itself, else the name of a shipped model."""
+    """What ``--model`` names -> a loadable path (or ``"bicubic"``).
+
+    None is the default shipped model. A bare name is the shipped model (or ``bicubic``) of
+    that name first: a folder or file of that name in the current directory does not replace
+    it (one line on stderr says which was taken; ``./NAME`` is the way to name that one).
+    Anything else is a path."""
     if model is None:
-        model = DEFAULT
-    if model == "bicubic" or os.path.exists(model):
-        return model
-    shipped = get(model)
-    if shipped is not None:
+        shipped = get(DEFAULT)
+        if shipped is None:
+            raise UserError(f"the default model {DEFAULT} is not installed: pass --model PATH or --model bicubic")
         return shipped.path
+    shipped = get(model) if is_bare_name(model) else None
+    if model == "bicubic" or shipped is not None:
+        if os.path.exists(model):
+            log.warning("--model %s: took the %s; %s here is not used (write ./%s for it)", model,
+                        "bicubic baseline" if shipped is None else f"shipped model {model}",
+                        os.path.join(".", model), model)
+        return model if shipped is None else shipped.path
+    if os.path.exists(model):
+        return model
     names = ", ".join(m.name for m in list_models()) or "none installed"
     raise UserError(f"--model {model}: no such model folder or file, and no shipped model of that name "
                      f"(shipped: {names}; or bicubic)")

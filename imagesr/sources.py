@@ -70,7 +70,7 @@ class LocalFS:
         return sorted(globlib.glob(pattern, recursive=True))
 
     def open(self, path: str):
-        return open(path, "rb")
+        return media.open_regular(path)
 
     @contextlib.contextmanager
     def local_copy(self, path: str) -> Iterator[str]:
@@ -183,6 +183,9 @@ def discover(
             davis: Dict[Tuple[str, str], List[str]] = {}
             for f in files:
                 rel = relpath(f, spec)
+                if not fs.is_remote(f) and media.not_regular(f):  # a FIFO, a device: its own dead letter
+                    add(_file_source(f, rel.split("/")[0] if "/" in rel else base_name, rel))
+                    continue
                 m = _DAVIS_RE.search(rel)
                 if m and media.is_image_path(f):
                     davis.setdefault((m.group(1), m.group(2)), []).append(f)
@@ -207,6 +210,9 @@ def discover(
 
 def _file_source(path: str, dataset: str, rel: str) -> Source:
     sid = f"{dataset}/{rel.split('/', 1)[1] if rel.startswith(dataset + '/') else rel}"
+    special = None if "://" in path else media.not_regular(path)
+    if special:  # never opened: a FIFO blocks, a device (a link to /dev/zero) never ends
+        return Source("invalid", dataset, sid, sid, (path,), reason=special)
     if media.is_image_path(path):
         return Source("image", dataset, sid, sid, (path,))
     if media.is_video_path(path):
@@ -239,22 +245,27 @@ class SourceOutcome:
     status: Dict
 
 
-def _iter_source_frames(src: Source, fs, frame_stride: int, max_frames: Optional[int]):
+def _read_image(fs, path: str, max_megapixels: float):
+    """One image through ``fs`` (a regular file, read to its size), its header checked against
+    the pixel budget before its pixels are decoded."""
+    with fs.open(path) as f:
+        data = f.read()
+    return media.decode_image(data, name=path, max_megapixels=max_megapixels)
+
+
+def _iter_source_frames(src: Source, fs, frame_stride: int, max_frames: Optional[int], max_megapixels: float):
     if src.kind == "image":
-        with fs.open(src.paths[0]) as f:
-            data = f.read()
-        yield 0, media.decode_image(data, name=src.paths[0])
+        yield 0, _read_image(fs, src.paths[0], max_megapixels)
     elif src.kind == "frames":
         chosen = list(enumerate(src.paths))[::frame_stride]
         if max_frames:
             chosen = chosen[:max_frames]
         for i, p in chosen:
-            with fs.open(p) as f:
-                data = f.read()
-            yield i, media.decode_image(data, name=p)
+            yield i, _read_image(fs, p, max_megapixels)
     elif src.kind == "video":
         with fs.local_copy(src.paths[0]) as local:
-            for k, frame in enumerate(media.iter_video_frames(local, stride=frame_stride, limit=max_frames)):
+            frames = media.iter_video_frames(local, stride=frame_stride, limit=max_frames, max_megapixels=max_megapixels)
+            for k, frame in enumerate(frames):
                 yield k * frame_stride, frame
     else:
         raise media.MediaError(src.paths[0], src.reason or f"unknown source kind {src.kind}")
@@ -317,7 +328,7 @@ class SourceRun:
         the patch sampler degrade with the MATLAB bicubic (or use the dataset's official LR);
         a realistic source is degraded here, :data:`DEGRADE_CHUNK` frames at a time, so that
         a video codec compresses its LR frames as a sequence."""
-        frames = _iter_source_frames(self.src, self.fs, self.frame_stride, self.max_frames)
+        frames = _iter_source_frames(self.src, self.fs, self.frame_stride, self.max_frames, self.options.max_megapixels)
         if self.degradation == degrade.CLEAN or lr_official:
             for idx, frame in frames:
                 yield idx, frame, lr_official or None, "clean"
@@ -345,8 +356,7 @@ class SourceRun:
         try:
             lr_frames = {}
             for s, p in src.lr_paths:
-                with self.fs.open(p) as f:
-                    lr_frames[s if not float(s).is_integer() else int(s)] = media.decode_image(f.read(), name=p)
+                lr_frames[s if not float(s).is_integer() else int(s)] = _read_image(self.fs, p, options.max_megapixels)
             for idx, frame, lr, degradation in self._frames_with_lr(lr_frames):
                 status["frames"] += 1
                 status["megapixels"] += frame.shape[0] * frame.shape[1] / 1e6

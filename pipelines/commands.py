@@ -11,13 +11,13 @@ from imagesr.errors import UserError
 # No TFX import at module level: `imagesr --help` builds these parsers and must stay instant.
 
 
-def _config(args):
+def _config(args, importing: bool = False):
     from imagesr.pipelines.config import load_config
 
     overrides = {}
     if getattr(args, "root", None):
         overrides["root"] = args.root
-    cfg = load_config(getattr(args, "config", None), **overrides)
+    cfg = load_config(getattr(args, "config", None), importing=importing, **overrides)
     extra = getattr(args, "input", None)
     if extra:
         cfg.inputs = list(cfg.inputs) + list(extra)
@@ -60,7 +60,7 @@ def run_pipeline(args) -> int:
     from imagesr import fs
     from imagesr.pipelines import local_runner
 
-    cfg = _config(args)
+    cfg = _config(args, importing=args.import_model is not None)
     if args.import_model and not fs.exists(args.import_model):
         raise UserError(f"--import-model {args.import_model}: no such model folder or file")
     summary = local_runner.run(cfg, import_model=args.import_model)

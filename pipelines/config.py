@@ -4,11 +4,12 @@ one-line reason, before any component runs."""
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from imagesr import schemas as _schemas
-from imagesr.errors import UserError
+from imagesr.errors import UserError, check_types
 from imagesr.outputs import cache_dir
 from imagesr.scale import Scale
 
@@ -33,6 +34,8 @@ class PipelineConfig:
     enable_cache: bool = False
 
     def __post_init__(self):
+        check_types(self, "pipeline config")
+        check_name(self.name)
         self.metadata_path = self.metadata_path or os.path.join(self.root, "metadata.sqlite")
         self.push_dir = self.push_dir or os.path.join(self.root, "serving")
 
@@ -40,7 +43,16 @@ class PipelineConfig:
         return asdict(self)
 
 
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # TFX allows 63 characters
 DEMO_NAME = "imagesr-demo"
+
+
+def check_name(name: str) -> None:
+    """A pipeline name is a name, not a path: it becomes the folder ``<root>/pipelines/<name>``
+    and MLMD's context names, so ``/abs/dir`` or ``../x`` would put artefacts outside the root."""
+    if not NAME_RE.fullmatch(name) or ".." in name:
+        raise UserError(f"pipeline config name {name!r}: a pipeline name is letters, digits, '-', '_' and '.' "
+                        "(at most 63, no '..'), not a path")
 
 
 def demo_workdir(workdir: Optional[str] = None) -> str:
@@ -54,10 +66,11 @@ def default_metadata_paths() -> List[str]:
     return [PipelineConfig().metadata_path, PipelineConfig(root=os.path.join(demo_workdir(), "tfx")).metadata_path]
 
 
-def load_config(path: Optional[str] = None, check_sections: bool = True, **overrides) -> PipelineConfig:
+def load_config(path: Optional[str] = None, importing: bool = False, check_sections: bool = True,
+                **overrides) -> PipelineConfig:
     """PipelineConfig from a JSON or YAML file (unknown keys are an error), then overrides;
-    every section checked (:func:`check`) unless ``check_sections`` is false (reading runs back
-    needs only where they are)."""
+    checked (:func:`check`) for a run that trains, or with ``importing`` for one that imports,
+    unless ``check_sections`` is false (reading runs back needs only where they are)."""
     data: Dict = {}
     if path:
         try:
@@ -82,24 +95,31 @@ def load_config(path: Optional[str] = None, check_sections: bool = True, **overr
         raise UserError(f"unknown pipeline config keys {sorted(unknown)} (known: {sorted(PipelineConfig.__dataclass_fields__)})")
     config = PipelineConfig(**data)
     if check_sections:
-        check(config)
+        check(config, importing)
     return config
 
 
 def check(config: PipelineConfig, importing: bool = False) -> None:
-    """Every section checked the way its component will read it (unknown keys, bad values, a
-    training scale the patches do not make), in seconds, before TFX or Beam load. ``importing``:
-    a run that evaluates and pushes a model trained elsewhere needs the evaluator's section only."""
+    """Every section checked the way its component will read it (unknown keys, the type and
+    range of every value, local folders it names, a training scale the patches do not make), in
+    seconds, before TFX or Beam load. ``importing``: a run that evaluates and pushes a model
+    trained elsewhere uses the evaluator's section only, and only that is checked."""
     from imagesr.components.evaluator_config import EvaluatorConfig
     from imagesr.patches import split_options
     from imagesr.training.trainer import TrainConfig
 
     where = "pipeline config"
+    try:
+        evaluator = EvaluatorConfig.from_dict(config.evaluator)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{where} 'evaluator': {e}") from None
+    named = [("evaluator benchmarks", b) for b in evaluator.benchmarks] + [("evaluator timing_video", evaluator.timing_video)]
+    if not importing:
+        named.append(("warm_start", config.warm_start))
+    for what, path in named:
+        if path and "://" not in path and not os.path.exists(path):
+            raise UserError(f"{where} {what} {path}: no such file or folder")
     if importing:
-        try:
-            EvaluatorConfig.from_dict(config.evaluator)
-        except (TypeError, ValueError) as e:
-            raise UserError(f"{where} 'evaluator': {e}") from None
         return
     try:
         patch_options, _ = split_options(config.patch)
@@ -109,10 +129,6 @@ def check(config: PipelineConfig, importing: bool = False) -> None:
         train = TrainConfig.from_dict(dict(config.train, warm_start=config.warm_start))
     except (TypeError, ValueError) as e:
         raise UserError(f"{where} 'train': {e}") from None
-    try:
-        evaluator = EvaluatorConfig.from_dict(config.evaluator)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{where} 'evaluator': {e}") from None
     if train.crop is not None and train.crop > patch_options.patch_size:
         raise UserError(f"{where}: 'train' crop {train.crop} is larger than the 'patch' patch_size "
                         f"{patch_options.patch_size}")

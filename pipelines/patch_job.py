@@ -42,13 +42,24 @@ from imagesr.components.patch_dataset import (  # noqa: F401  (re-exported for c
 )
 from imagesr.components.patch_transform import BeamFS
 from imagesr.errors import sigterm_as_interrupt
-from imagesr.patches import DIHEDRAL_MODES, PatchOptions
+from imagesr.media import MAX_MEGAPIXELS
+from imagesr.patches import DIHEDRAL_MODES, JobOptions, PatchOptions
 from imagesr.scale import scale_argument as scale_arg
 from imagesr.sources import assign_splits, discover, join
 
 log = logging.getLogger(__name__)
 
 PatchJobError = PatchDatasetError  # the CLI's name for it
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,9 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video/sequence")
     p.add_argument("--official-lr", action="store_true", help="use DIV2K's LR_bicubic images when present")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
+                   help=f"pixel budget of a source's frames: a source whose frames are larger is dead-lettered before "
+                        f"it is decoded (default {MAX_MEGAPIXELS:g}: 8K UHD fits)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished dataset already in --output")
     p.add_argument("--runner", default="DirectRunner", help="DirectRunner (default) or DataflowRunner, ...")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: CPU count)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="local worker processes (default and at most: the CPU cores, and no more than the sources)")
     p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     return p
 
@@ -103,18 +118,30 @@ def pipeline_options(args, beam_argv: Sequence[str]) -> PipelineOptions:
     return opts
 
 
+def cap_workers(opts: PipelineOptions, sources: int) -> Optional[str]:
+    """Local runs: at most one worker process per CPU core and per source (more only cost
+    start-up time and memory: 16 workers for 3 images were 6x slower than 1, and 1000 hung).
+    Returns the note to print when the number asked for (``--workers`` or Beam's
+    ``--direct_num_workers``) was lowered."""
+    direct = opts.view_as(DirectOptions)
+    cores = os.cpu_count() or 1
+    asked = direct.direct_num_workers or cores  # Beam's 0: as many as cores
+    useful = max(1, min(asked, cores, sources))
+    direct.direct_num_workers = useful
+    if asked > useful:
+        return (f"{asked} worker processes asked for, {useful} used (at most one per CPU core: {cores}, and per "
+                f"source: {sources})")
+    return None
+
+
 def _validate(args) -> PatchOptions:
-    if not 0 <= args.eval_fraction < 1:
-        raise PatchJobError(f"--eval-fraction must be in [0, 1), got {args.eval_fraction}")
-    if args.frame_stride < 1:
-        raise PatchJobError(f"--frame-stride must be >= 1, got {args.frame_stride}")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise PatchJobError(f"--max-frames must be >= 1, got {args.max_frames}")
     try:
+        JobOptions(eval_fraction=args.eval_fraction, frame_stride=args.frame_stride, max_frames=args.max_frames,
+                   official_lr=args.official_lr)
         return PatchOptions(
             scales=tuple(args.scales), patch_size=args.patch_size, stride=args.stride, min_std=args.min_std,
             max_patches_per_frame=args.max_patches_per_frame, dihedral=args.dihedral, residual=args.residual,
-            seed=args.seed, degradation=args.degradation,
+            seed=args.seed, degradation=args.degradation, max_megapixels=args.max_megapixels,
         )
     except ValueError as e:
         raise PatchJobError(str(e)) from None
@@ -141,12 +168,19 @@ def run(argv: Optional[List[str]] = None) -> Dict:
         log.warning("%d input files given more than once were taken once (e.g. %s)", len(duplicates), duplicates[0])
     run_id = datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     local = args.runner in ("DirectRunner", "direct")
+    workers = None
+    if local:
+        note = cap_workers(opts, sum(s.kind != "invalid" for s in sources))
+        if note:
+            log.warning("%s", note)
+        workers = opts.view_as(DirectOptions).direct_num_workers
     log.info("patch job %s: %d sources, runner %s, output %s", run_id, len(sources), args.runner, output)
     manifest_base = {
         "version": 1, "run_id": run_id, "output": output, "inputs_given": args.input,
         "inputs_given_twice": len(duplicates),
         "options": dict(patch_options.to_json(), eval_fraction=args.eval_fraction, frame_stride=args.frame_stride,
-                        max_frames=args.max_frames, official_lr=args.official_lr, runner=args.runner),
+                        max_frames=args.max_frames, official_lr=args.official_lr, runner=args.runner,
+                        workers=workers),
         "record_format": {"files": f"Split-<split>/{RECORD_PREFIX}-*.gz", "compression": "GZIP",
                           "schema": "schemas/schema.pbtxt"},
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -169,8 +203,12 @@ def run(argv: Optional[List[str]] = None) -> Dict:
 def quiet_beam_logs() -> None:
     """The multi-process DirectRunner relays every worker's INFO lines; keep warnings only."""
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    # Worker log lines relayed by the local job service (option-parsing chatter at WARN).
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
+    # Worker log lines relayed by the local job service (option-parsing chatter at WARN; a failed
+    # bundle at ERROR, which the driver's own error reports again: see quiet_worker_stderr).
+    from imagesr.logs import QUIET_WORKERS
+
+    level = logging.CRITICAL if os.environ.get(QUIET_WORKERS) else logging.ERROR
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(level)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -62,12 +62,7 @@ def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_c
         baseline_model=baseline.outputs["model"],
         config=json.dumps(config.evaluator),
     )
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)),
-    )
+    pusher = _pusher(trainer.outputs["model"], evaluator.outputs["blessing"], config)
     components = [example_gen, statistics_gen, schema_gen, validator, gate, trainer, baseline, evaluator, pusher]
     for c in components:
         extra = (beam_args_by_component or {}).get(c.id)
@@ -99,12 +94,7 @@ def create_import_pipeline(config: PipelineConfig, model_source: str, metadata_c
     ).with_id("latest_blessed_model_resolver")
     evaluator = SREvaluator(model=importer.outputs["model"], baseline_model=baseline.outputs["model"],
                             config=json.dumps(config.evaluator))
-    pusher = tfx.components.Pusher(
-        model=importer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)),
-    )
+    pusher = _pusher(importer.outputs["model"], evaluator.outputs["blessing"], config)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=_pipeline_root(config),
@@ -113,6 +103,14 @@ def create_import_pipeline(config: PipelineConfig, model_source: str, metadata_c
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_args),
     )
+
+
+def _pusher(model, blessing, config: PipelineConfig):
+    """The Pusher: a blessed model to a new folder of its own under ``config.push_dir``."""
+    from imagesr.components.push import Pusher
+
+    return Pusher(model=model, model_blessing=blessing, push_destination=tfx.proto.PushDestination(
+        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)))
 
 
 def _pipeline_root(config: PipelineConfig) -> str:

@@ -9,6 +9,7 @@ compiling needs no cloud access (the tests do it offline).
 
 import json
 import os
+import re
 from dataclasses import MISSING, asdict, dataclass, field
 from typing import Dict, List, Optional
 
@@ -79,6 +80,8 @@ class CloudConfig:
 
 def compile_pipeline(config: PipelineConfig, cloud: CloudConfig, output_path: str) -> str:
     """Write the Vertex pipeline JSON for ``config`` to ``output_path``; return the path."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", config.name):
+        raise UserError(f"pipeline config name {config.name!r}: Vertex AI takes lower-case letters, digits and '-' only")
     vertex = tfx.extensions.google_cloud_ai_platform
 
     def gpu_trainer(**kwargs):

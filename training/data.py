@@ -45,6 +45,8 @@ def find_record_files(path: str, split: Optional[str] = None) -> List[str]:
         files = [path]
     elif os.path.isdir(path):
         sub = os.path.join(path, f"Split-{split}") if split else None
+        if sub and not os.path.isdir(sub) and any(n.startswith("Split-") for n in os.listdir(path)):
+            raise DatasetError(f"{path}: no Split-{split}/ folder (the dataset has no {split} split)")
         folder = sub if sub and os.path.isdir(sub) else path
         files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
                        if os.path.isfile(os.path.join(folder, f)) and not f.startswith(".") and f != "manifest.json"
@@ -55,6 +57,11 @@ def find_record_files(path: str, split: Optional[str] = None) -> List[str]:
         where = f"{path}/Split-{split}" if split else path
         raise DatasetError(f"{where}: no TFRecord files (run `imagesr patches` first)")
     return files
+
+
+def has_records(files: Sequence[str]) -> bool:
+    """Whether any of ``files`` holds a record (read up to the first one)."""
+    return any(next(iter_tfrecord(f), None) is not None for f in files)
 
 
 def check_records(files: Sequence[str], scales: Optional[Sequence[float]] = None) -> None:

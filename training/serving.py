@@ -15,6 +15,8 @@ evaluator and ``imagesr upscale``.
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import zipfile
 from typing import Optional, Tuple
 
@@ -22,19 +24,52 @@ import numpy as np
 
 from imagesr import fs
 from imagesr.errors import UserError
+from imagesr.outputs import temporary_files_in
 from imagesr.resize import imresize, output_size
 from imagesr.scale import Scale
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
+# What a model folder holds: the exports, the trainer's summary and logs, and a model card
+# (``card.json``, ``MODEL_CARD.md`` or ``provenance.json``: what the importer reads as provenance).
+MODEL_FOLDER = (KERAS_FILE, SAVED_MODEL_DIR, "logs", "train_summary.json", "card.json", "MODEL_CARD.md",
+                "provenance.json")
 
 
 class ModelLoadError(UserError):
     """A model path that is missing, corrupt or not an imagesr SR model."""
 
 
+def _finite_weights(model) -> bool:
+    import keras
+
+    return all(np.isfinite(np.asarray(keras.ops.convert_to_numpy(w), np.float32)).all() for w in model.weights)
+
+
+def check_finite(model, path: str) -> None:
+    """Refuse a model that cannot make finite frames: weights that are NaN or infinite (a
+    training that diverged), or a non-finite output on a test frame (weights so large that the
+    network overflows). Such a model would upscale to black frames with exit status 0."""
+    from imagesr.training.models import spec_of
+
+    if not _finite_weights(model):
+        raise ModelLoadError(f"{path}: its weights are not finite (NaN or infinity: a training that diverged); "
+                             "not a usable model")
+    spec = spec_of(model)
+    side = 12 * spec.input_multiple(spec.scale_of(model))
+    probe = np.random.default_rng(0).integers(0, 256, (1, side, side, 3)).astype(np.float32)
+    import keras
+
+    out = np.asarray(keras.ops.convert_to_numpy(model(probe, training=False)), np.float32)
+    if not np.isfinite(out).all():
+        raise ModelLoadError(f"{path}: its output on a test frame is not finite (NaN or infinity); not a usable model")
+
+
 def export_model(model, out_dir: str) -> dict:
-    """Write ``model.keras`` (always) and the SavedModel (when TensorFlow is importable)."""
+    """Write ``model.keras`` (always) and the SavedModel (when TensorFlow is importable); a
+    model whose weights are not finite is never written."""
+    if not _finite_weights(model):
+        raise ModelLoadError("the model's weights are not finite (NaN or infinity): not exported")
     os.makedirs(out_dir, exist_ok=True)
     import keras
 
@@ -114,15 +149,31 @@ def load_keras_model(path: str):
         raise ModelLoadError(f"{path}: not a model ({KERAS_FILE} or a .keras file expected)")
     if not zipfile.is_zipfile(keras_path):
         raise ModelLoadError(f"{keras_path}: corrupt or not a Keras file (not a zip archive)")
+    # Keras extracts a .keras archive with assets into a temporary folder, and leaves it there
+    # when the load fails halfway: this run's own folder, removed whatever happens.
     try:
-        model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
+        with tempfile.TemporaryDirectory(prefix="imagesr-keras-") as tmp, temporary_files_in(tmp):
+            model = keras.saving.load_model(keras_path, compile=False, safe_mode=True)
     except Exception as e:  # noqa: BLE001 - Keras raises many types for bad files
-        raise ModelLoadError(f"{keras_path}: cannot load Keras model ({type(e).__name__}: {str(e)[:200]})") from None
+        raise ModelLoadError(f"{keras_path}: cannot load Keras model ({type(e).__name__}: {_sentences(e)})") from None
     try:
         spec_of(model)
     except ValueError as e:
         raise ModelLoadError(f"{keras_path}: {e}") from None
+    check_finite(model, keras_path)
     return model
+
+
+def _sentences(error: Exception, limit: int = 400) -> str:
+    """A library's error message on one line in whole sentences: its paragraphs without the
+    configuration dumps Keras appends (``config={...}``, ``Full object config: {...}``), cut
+    after the last sentence that fits in ``limit`` characters, never inside one."""
+    parts = [p.strip() for p in str(error).split("\n\n") if p.strip() and not p.strip().startswith("config=")]
+    text = re.sub(r"\s*Full object config:.*", "", " ".join(" ".join(p.split()) for p in parts), flags=re.S)
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in re.finditer(r"[.!?](?=\s)", text[:limit + 1])]
+    return text[:ends[-1]] if ends else text.split(". ")[0]
 
 
 class FrameUpscaler:
@@ -180,6 +231,8 @@ class FrameUpscaler:
             self._fn = tf.function(lambda t: self.model(t, training=False),
                                    input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         y = np.asarray(self._fn(x.astype(np.float32)), dtype=np.float32)
+        if not np.isfinite(y).all():
+            raise UserError(f"{self.name}: the model's output is not finite (NaN or infinity) for these frames")
         return np.clip(np.floor(y + 0.5), 0, 255).astype(np.uint8)
 
     def jax_function(self, shape: Tuple[int, ...], size: Tuple[int, int], planar=None):

@@ -12,7 +12,6 @@ Trainer both call :func:`train`. Outputs in ``out``::
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -22,7 +21,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from imagesr.errors import UserError, check_keys
+from imagesr import strict_json
+from imagesr.errors import UserError, check_keys, check_types
 from imagesr.scale import Scale
 from imagesr.scale import scales as scales_of
 
@@ -59,6 +59,8 @@ class TrainConfig:
         from imagesr.training.models import spec
 
         self.scales = tuple(s.to_json() for s in scales_of(self.scales))  # checked; plain numbers in JSON
+        check_types(self, "training option")
+        spec(self.model).check_arguments(self.model_args)
         if spec(self.model).fixed_scale and len(self.scales) != 1:
             raise UserError(f"a {self.model} model serves one scale; got scales {self.scales}")
         for s in self.scales:
@@ -67,6 +69,14 @@ class TrainConfig:
                                 "(so that the LR crop is whole pixels and stays aligned with the HR crop)")
         if self.steps < 0 or self.batch_size < 1:
             raise UserError("steps must be >= 0 and batch_size >= 1")
+        if self.learning_rate <= 0 or (self.time_budget_s is not None and self.time_budget_s <= 0):
+            raise UserError(f"learning_rate and time_budget_s must be positive, got {self.learning_rate} and "
+                            f"{self.time_budget_s}")
+        small = {k: getattr(self, k) for k in ("warmup_steps", "shuffle_buffer", "eval_batches") if getattr(self, k) < 0}
+        small.update({k: getattr(self, k) for k in ("log_every", "steps_per_execution") if getattr(self, k) < 1})
+        if small:
+            raise UserError("out of range: " + ", ".join(f"{k} {v}" for k, v in small.items())
+                            + " (warmup_steps, shuffle_buffer, eval_batches >= 0; log_every, steps_per_execution >= 1)")
         if self.schedule not in ("cosine", "constant") or self.loss not in ("l1", "l2"):
             raise UserError("schedule must be cosine|constant and loss l1|l2")
 
@@ -188,6 +198,29 @@ def _fit_to_budget(model, data, config: "TrainConfig", steps: int, compile_args:
              int(keras.ops.convert_to_numpy(model.optimizer.iterations)), clock.get("first", 0) - clock.get("t0", 0))
 
 
+class Diverged(UserError):
+    """The loss became NaN or infinite: the run stops, and nothing is exported."""
+
+
+def _FiniteLoss(progress: "_Progress"):
+    """A callback that stops training at the first step whose loss is not finite (a learning
+    rate too high, bad records): the weights are garbage from then on, and every further step
+    and the export would only hide it. :func:`train` then raises :class:`Diverged`."""
+    import keras
+
+    class CB(keras.callbacks.Callback):
+        step = None  # where it diverged
+        loss = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = float((logs or {}).get("loss", 0.0))
+            if not math.isfinite(loss) and self.step is None:
+                self.step, self.loss = batch + 1 + progress.offset, loss
+                self.model.stop_training = True
+
+    return CB()
+
+
 def _TimeBudget(seconds: float):
     """A callback that stops training once ``seconds`` of training have passed."""
     import keras
@@ -281,7 +314,8 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     compile_args = dict(loss=LOSSES[config.loss], jit_compile="auto", steps_per_execution=config.steps_per_execution)
     model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0), **compile_args)
     progress = _Progress(steps, max(1, config.log_every))
-    callbacks = []
+    finite = _FiniteLoss(progress)
+    callbacks = [finite]
     if _backend() == "tensorflow":
         callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(out_dir, "logs"), update_freq=max(1, config.log_every)))
     t0 = time.perf_counter()
@@ -295,6 +329,9 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
                 callbacks.append(_TimeBudget(config.time_budget_s))
             model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[progress.callback] + callbacks)
         steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))  # fewer if the time budget hit
+    if finite.step is not None:
+        raise Diverged(f"training diverged: the loss became {finite.loss} at step {finite.step} (learning rate "
+                       f"{config.learning_rate:g}); nothing was exported; try a lower learning rate")
     train_seconds = time.perf_counter() - t0
     summary = {
         "config": asdict(config),
@@ -310,9 +347,10 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
     if eval_files:
         summary.update(evaluate_patches(model, config, eval_files))
     export_dir = serving_dir or out_dir
-    summary["exported"] = export_model(model, export_dir)
+    # names in the export folder (the CLI writes into a temporary folder renamed at the end)
+    summary["exported"] = {k: os.path.relpath(v, export_dir) for k, v in export_model(model, export_dir).items()}
     with open(os.path.join(out_dir, "train_summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
+        f.write(strict_json.dumps(summary, indent=1))
     return summary
 
 

@@ -12,7 +12,9 @@ arrays (the one decoder of every stage) or, for the live route, planar Y'CbCr fr
 * :mod:`~imagesr.media.streams`: passthrough of audio, subtitles, chapters and the rest, or one
   line for what a container cannot take.
 
-A corrupt, truncated or empty file raises :class:`MediaError` naming the file.
+A corrupt, truncated or empty file, a special file (a FIFO, a device: only regular files are
+read) or a frame over the pixel budget (:data:`MAX_MEGAPIXELS`) raises :class:`MediaError`
+naming the file.
 """
 
 from imagesr.media.decode import (
@@ -26,17 +28,23 @@ from imagesr.media.decode import (
 from imagesr.media.encode import ColourSpec, VideoWriter, encode_video, is_stream_target
 from imagesr.media.files import (
     IMAGE_EXTENSIONS,
+    MAX_MEGAPIXELS,
     VIDEO_EXTENSIONS,
     FFmpegNotFound,
     MediaError,
     PathOrBytes,
+    check_pixels,
     ffmpeg_binary,
+    ffmpeg_path,
     is_capture_device,
     is_image_path,
     is_live,
     is_stream,
     is_video_path,
     natural_key,
+    not_regular,
+    open_regular,
+    read_regular,
 )
 from imagesr.media.images import animation_frames, decode_image, has_alpha, image_size, to_rgb8, write_image
 from imagesr.media.probe import (
@@ -49,9 +57,10 @@ from imagesr.media.probe import (
     probe_video,
 )
 
-__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "ColourSpec", "FFmpegNotFound", "HdrMetadata", "MediaError",
-           "PathOrBytes", "StreamInfo", "VideoDecoder", "VideoInfo", "VideoWriter", "animation_frames", "decode_image",
-           "encode_video", "ffmpeg_binary", "frame_number_gaps", "has_alpha", "hdr_metadata", "image_size",
-           "is_capture_device", "is_image_path", "is_live", "is_stream", "is_stream_target", "is_video_path", "iter_folder_frames",
-           "iter_frames", "iter_video_frames", "keyframe_times", "list_frames", "natural_key", "parse_banner",
-           "probe_video", "to_rgb8", "write_image"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_MEGAPIXELS", "VIDEO_EXTENSIONS", "ColourSpec", "FFmpegNotFound", "HdrMetadata",
+           "MediaError", "PathOrBytes", "StreamInfo", "VideoDecoder", "VideoInfo", "VideoWriter", "animation_frames",
+           "check_pixels", "decode_image", "encode_video", "ffmpeg_binary", "ffmpeg_path", "frame_number_gaps",
+           "has_alpha", "hdr_metadata", "image_size", "is_capture_device", "is_image_path", "is_live", "is_stream",
+           "is_stream_target", "is_video_path", "iter_folder_frames", "iter_frames", "iter_video_frames",
+           "keyframe_times", "list_frames", "natural_key", "not_regular", "open_regular", "parse_banner",
+           "probe_video", "read_regular", "to_rgb8", "write_image"]

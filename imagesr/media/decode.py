@@ -14,7 +14,16 @@ from typing import Iterator, List, Optional
 import numpy as np
 
 from imagesr.colour import SWS_MATRIX, PlanarFormat
-from imagesr.media.files import MediaError, _stderr_tail, ffmpeg_binary, is_image_path, natural_key
+from imagesr.media.files import (
+    MAX_MEGAPIXELS,
+    MediaError,
+    _stderr_tail,
+    check_pixels,
+    ffmpeg_binary,
+    ffmpeg_path,
+    is_image_path,
+    natural_key,
+)
 from imagesr.media.images import decode_image
 from imagesr.media.probe import VideoInfo, probe_video
 
@@ -27,6 +36,7 @@ def iter_video_frames(
     strict: bool = True,
     planar: Optional[PlanarFormat] = None,
     constant_rate: Optional[Fraction] = None,
+    max_megapixels: Optional[float] = MAX_MEGAPIXELS,
 ) -> Iterator[np.ndarray]:
     """Yield HxWx3 uint8 RGB frames 0, stride, 2*stride, ... (at most ``limit``) of a video.
 
@@ -35,7 +45,8 @@ def iter_video_frames(
     ``planar`` (usually ``info.planar_format()``), frames come as that format's flat uint8
     vectors instead, unconverted. ``constant_rate``: frames resampled in time to that rate
     (repeated or dropped as their timestamps say), for a variable-rate video written out at a
-    constant one. Only the probed stream is decoded (``info.stream_index``: the first video
+    constant one. A frame size over ``max_megapixels`` is refused before decoding (None: no
+    budget). Only the probed stream is decoded (``info.stream_index``: the first video
     stream that is not cover art). Raises MediaError if ffmpeg fails or, with ``strict``, if
     fewer frames arrive than the container promised or ffmpeg reports a premature end or
     corrupt data (a truncated file), or the stream ends inside a frame.
@@ -44,7 +55,9 @@ def iter_video_frames(
         raise ValueError(f"stride must be >= 1, got {stride}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    decoder = VideoDecoder(path, info or probe_video(path), stride=stride, limit=limit, strict=strict, planar=planar,
+    info = info or probe_video(path)
+    check_pixels(path, info.width, info.height, max_megapixels)
+    decoder = VideoDecoder(path, info, stride=stride, limit=limit, strict=strict, planar=planar,
                            constant_rate=constant_rate)
     return iter(decoder)
 
@@ -96,7 +109,7 @@ class VideoDecoder:
         cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", *(["-re"] if realtime else [])]
         if seek:
             cmd += ["-ss", f"{seek:.6f}"]
-        cmd += [*input_args, "-i", self.source, "-map", stream]
+        cmd += [*input_args, "-i", self.source if stdin is not None else ffmpeg_path(self.source), "-map", stream]
         if filters:
             cmd += ["-vf", ",".join(filters)]
         cmd += ["-f", "rawvideo", "-pix_fmt", planar.pix_fmt if planar is not None else ("rgb48le" if deep else "rgb24"),
@@ -219,7 +232,8 @@ def frame_number_gaps(names: List[str]) -> Optional[str]:
             "another, without gaps")
 
 
-def iter_folder_frames(folder: str, stride: int = 1, limit: Optional[int] = None) -> Iterator[np.ndarray]:
+def iter_folder_frames(folder: str, stride: int = 1, limit: Optional[int] = None,
+                       max_megapixels: Optional[float] = MAX_MEGAPIXELS) -> Iterator[np.ndarray]:
     """Frames of an image-sequence folder, sorted by name, with the same stride/limit as video."""
     if stride < 1:
         raise ValueError(f"stride must be >= 1, got {stride}")
@@ -229,13 +243,14 @@ def iter_folder_frames(folder: str, stride: int = 1, limit: Optional[int] = None
     if not files:
         raise MediaError(folder, "folder holds no image frames")
     for f in files:
-        yield decode_image(f)
+        yield decode_image(f, max_megapixels=max_megapixels)
 
 
-def iter_frames(source: str, stride: int = 1, limit: Optional[int] = None) -> Iterator[np.ndarray]:
+def iter_frames(source: str, stride: int = 1, limit: Optional[int] = None,
+                max_megapixels: Optional[float] = MAX_MEGAPIXELS) -> Iterator[np.ndarray]:
     """Frames of a video file, a frame folder or a single image, by what ``source`` is."""
     if os.path.isdir(source):
-        return iter_folder_frames(source, stride, limit)
+        return iter_folder_frames(source, stride, limit, max_megapixels)
     if is_image_path(source):
-        return iter([decode_image(source)])
-    return iter_video_frames(source, stride, limit)
+        return iter([decode_image(source, max_megapixels=max_megapixels)])
+    return iter_video_frames(source, stride, limit, max_megapixels=max_megapixels)

@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from imagesr.colour import SWS_MATRIX, TAGS, PlanarFormat, output_matrix, stream_matrix
-from imagesr.media.files import MediaError, _stderr_tail, ffmpeg_binary, url_scheme
+from imagesr.media.files import MediaError, _stderr_tail, ffmpeg_binary, ffmpeg_path, url_scheme
 from imagesr.media.probe import HdrMetadata, VideoInfo
 from imagesr.media.streams import StreamPlan
 from imagesr.outputs import claim_partial, remove_quietly
@@ -172,7 +172,7 @@ class VideoWriter:
         if self.offset and self.streams is not None:
             video += ["-output_ts_offset", f"{self.offset:.6f}"]
         cmd += video + (["-f", self.fmt] if self.fmt else [])
-        target = self.tmp or ("pipe:1" if self.path == "-" else self.path)
+        target = ffmpeg_path(self.tmp) if self.tmp else ("pipe:1" if self.path == "-" else self.path)
         return cmd + [target] + (self.streams.clock_args() if self.streams is not None else [])
 
     def _start(self) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from typing import List, Optional, Union
+import stat
+from typing import BinaryIO, List, Optional, Union
 
 from imagesr.errors import UserError
 
@@ -30,6 +31,74 @@ class MediaError(UserError):
 
 class FFmpegNotFound(MediaError):
     """No ffmpeg binary could be found."""
+
+
+# The pixel budget of one frame (an image, a video's frame) by default: decoding, degrading and
+# cutting one frame takes memory in proportion (BENCHMARKS.md); 8K UHD (33 megapixels) fits.
+MAX_MEGAPIXELS = 40.0
+
+
+def check_pixels(path, width: int, height: int, max_megapixels: Optional[float] = MAX_MEGAPIXELS) -> None:
+    """Refuse a frame of ``width`` x ``height`` over the pixel budget, before it is decoded (a
+    140 KB PNG can promise 12000x12000 pixels: 432 MB as RGB, gigabytes once resized)."""
+    if max_megapixels is not None and width * height > max_megapixels * 1e6:
+        raise MediaError(path, f"{width}x{height} is {width * height / 1e6:.1f} megapixels a frame, over the budget of "
+                               f"{max_megapixels:g} (--max-megapixels)")
+
+
+def special_kind(mode: int) -> Optional[str]:
+    """What a file that is not a regular file is (None for a regular file)."""
+    for test, kind in ((stat.S_ISREG, None), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def not_regular(path) -> Optional[str]:
+    """Why a local path is not a regular file one can read to its end (a link is followed:
+    a link to /dev/zero is a device), or None when it is one. A missing path is not judged."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if os.path.islink(path) else None
+    kind = special_kind(mode)
+    return f"{kind}, not a regular file; only regular files are read" if kind else None
+
+
+def open_regular(path) -> BinaryIO:
+    """Open a local file for reading if it is a regular file, else raise MediaError with its
+    type: opening a FIFO blocks until someone writes to it, and a device such as /dev/zero
+    never ends. Opened without blocking, checked, then read as usual (bounded by its size)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise MediaError(path, "no such file") from None
+    except OSError as e:
+        raise MediaError(path, f"cannot read: {e.strerror or e}") from None
+    kind = special_kind(os.fstat(fd).st_mode)
+    if kind:
+        os.close(fd)
+        raise MediaError(path, f"{kind}, not a regular file; only regular files are read")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path) -> bytes:
+    """The bytes of a regular local file (:func:`open_regular`), no more than its size."""
+    with open_regular(path) as f:
+        return f.read(os.fstat(f.fileno()).st_size)
+
+
+def ffmpeg_path(path) -> str:
+    """``path`` as an ffmpeg argument: a relative name is given as ``./name``, so that one that
+    starts with ``-`` is not taken for an option, nor ``name:x.mp4`` for a protocol; URLs,
+    ``-`` (a pipe) and absolute paths are given as they are."""
+    path = str(path)
+    if path == "-" or "://" in path or os.path.isabs(path):
+        return path
+    return os.path.join(".", path)
 
 
 def is_image_path(path: str) -> bool:

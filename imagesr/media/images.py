@@ -9,7 +9,8 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from imagesr.media.files import MediaError, PathOrBytes
+from imagesr.errors import disk_full
+from imagesr.media.files import MAX_MEGAPIXELS, MediaError, PathOrBytes, check_pixels, open_regular, read_regular
 from imagesr.outputs import claim_partial, remove_quietly
 
 
@@ -39,63 +40,66 @@ def to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def decode_image(source: PathOrBytes, name: Optional[str] = None) -> np.ndarray:
+def decode_image(source: PathOrBytes, name: Optional[str] = None,
+                 max_megapixels: Optional[float] = MAX_MEGAPIXELS) -> np.ndarray:
     """Decode an image file (path or encoded bytes) to HxWx3 uint8 RGB.
 
+    Only a regular file is read (:func:`~imagesr.media.files.open_regular`), and only up to its
+    size; the header's size is checked against ``max_megapixels`` (None: no budget) before the
+    pixels are decoded.
+
     Raises:
-      MediaError: missing, empty, corrupt or truncated file (the message names it).
+      MediaError: missing, empty, special, corrupt or truncated file, or a frame over the
+      pixel budget (the message names it).
     """
     label = name or (source if not isinstance(source, bytes) else "<bytes>")
-    if isinstance(source, bytes):
-        data = source
-    else:
-        try:
-            with open(source, "rb") as f:
-                data = f.read()
-        except FileNotFoundError:
-            raise MediaError(label, "no such file") from None
-        except IsADirectoryError:
-            raise MediaError(label, "is a directory, not an image") from None
-        except OSError as e:
-            raise MediaError(label, f"cannot read: {e.strerror or e}") from None
+    data = source if isinstance(source, bytes) else read_regular(source)
     if not data:
         raise MediaError(label, "empty file (0 bytes)")
     try:
         with Image.open(io.BytesIO(data)) as img:
+            check_pixels(label, *img.size, max_megapixels)
             img.load()  # forces full decode: truncated data fails here, not later
             return to_rgb8(img)
     except UnidentifiedImageError:
         raise MediaError(label, "not an image Pillow can identify (corrupt or unsupported format)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:
+        raise MediaError(label, f"refused by Pillow: {e}") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        if isinstance(e, MediaError):
+            raise
         raise MediaError(label, f"corrupt or truncated image ({e})") from None
 
 
 def has_alpha(path: str) -> bool:
     """Whether an image file has transparency (which decoding composites on white)."""
     try:
-        with Image.open(path) as img:
+        with open_regular(path) as f, Image.open(f) as img:
             return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-    except (OSError, UnidentifiedImageError):
+    except (OSError, UnidentifiedImageError, MediaError):
         return False
 
 
 def image_size(path: str) -> tuple:
     """(width, height) from the header only, without decoding pixels."""
     try:
-        with Image.open(path) as img:
+        with open_regular(path) as f, Image.open(f) as img:
             return img.size
     except (OSError, UnidentifiedImageError) as e:
         raise MediaError(path, f"cannot read image header ({e})") from None
 
 
-def write_image(path: str, image: np.ndarray) -> None:
+def write_image(path: str, image: np.ndarray, quality: Optional[int] = None) -> None:
     """Write an RGB uint8 image atomically: under a temporary name of this call's own
-    (:func:`imagesr.outputs.claim_partial`), renamed when complete, removed on failure."""
+    (:func:`imagesr.outputs.claim_partial`), renamed when complete, removed on failure.
+    ``quality``: the encoder's (JPEG, WebP), 1-100."""
     tmp = claim_partial(path)
     try:
-        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp)
-    except BaseException:
+        Image.fromarray(np.asarray(image, dtype=np.uint8)).save(tmp, **({"quality": quality} if quality else {}))
+    except BaseException as e:
         remove_quietly(tmp)
+        if isinstance(e, OSError) and disk_full(e):
+            raise MediaError(path, f"cannot write: {disk_full(e)}") from None
         raise
     os.replace(tmp, path)
 

@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import Dict, Optional, Tuple
 
 from imagesr.colour import PLANAR_FORMATS, PlanarFormat, is_full_range, stream_matrix
-from imagesr.media.files import MediaError, _ffprobe_binary, _stderr_tail, ffmpeg_binary
+from imagesr.media.files import MediaError, _ffprobe_binary, _stderr_tail, ffmpeg_binary, ffmpeg_path, not_regular
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,9 @@ def probe_video(path: str) -> VideoInfo:
     path = str(path)
     if not os.path.exists(path):
         raise MediaError(path, "no such file")
+    special = not_regular(path)
+    if special:
+        raise MediaError(path, special)
     if os.path.getsize(path) == 0:
         raise MediaError(path, "empty file (0 bytes)")
     ffmpeg = ffmpeg_binary()
@@ -155,7 +158,7 @@ def probe_video(path: str) -> VideoInfo:
         import ffmpeg as ffmpeg_python
 
         try:
-            meta = ffmpeg_python.probe(path, cmd=ffprobe, v="error", show_chapters=None)
+            meta = ffmpeg_python.probe(ffmpeg_path(path), cmd=ffprobe, v="error", show_chapters=None)
         except ffmpeg_python.Error as e:
             tail = _stderr_tail(e.stderr)
             raise MediaError(path, f"not a readable video ({tail})") from None
@@ -226,7 +229,8 @@ _ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(-?\d+)", re.M)
 
 def _probe_from_banner(path: str, ffmpeg: str) -> VideoInfo:
     """Probe via ``ffmpeg -i`` when no ffprobe exists (e.g. imageio-ffmpeg's single binary)."""
-    proc = subprocess.run([ffmpeg, "-hide_banner", "-i", path], capture_output=True, text=True, errors="replace")
+    proc = subprocess.run([ffmpeg, "-hide_banner", "-i", ffmpeg_path(path)], capture_output=True, text=True,
+                          errors="replace")
     return parse_banner(proc.stderr, path)
 
 

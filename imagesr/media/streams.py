@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from imagesr.media.files import _stderr_tail, ffmpeg_binary
+from imagesr.media.files import _stderr_tail, ffmpeg_binary, ffmpeg_path
 from imagesr.media.probe import StreamInfo
 
 # ffmpeg's muxer for an output extension (what it would guess itself).
@@ -73,12 +73,14 @@ class StreamPlan:
         """The encoder's options that open this input (after the upscaled video's)."""
         total = self.shift + extra_shift
         shift = ["-itsoffset", f"{total:.6f}"] if total else []
-        out = list(self.input_args) + shift + ["-i", self.source]
+        # a file's name as ffmpeg reads it (./-x.mp4, ./a:b.mp4); a live source's pipe as it is
+        source = self.source if self.source.startswith("pipe:") else ffmpeg_path(self.source)
+        out = list(self.input_args) + shift + ["-i", source]
         if self.chapters:
             # chapters from the file opened once more (nothing else read from it): ffmpeg moves
             # chapters by their input's offset only, not by the output's, so they get the
             # streams' own shift here
-            out += (["-itsoffset", f"{self.shift:.6f}"] if self.shift else []) + ["-i", self.source]
+            out += (["-itsoffset", f"{self.shift:.6f}"] if self.shift else []) + ["-i", source]
         return out
 
     def clock_args(self) -> List[str]:

@@ -17,10 +17,12 @@ import numpy as np
 
 from imagesr.colour import PlanarFormat
 from imagesr.media import (
+    MAX_MEGAPIXELS,
     MediaError,
     VideoDecoder,
     VideoInfo,
     animation_frames,
+    check_pixels,
     decode_image,
     ffmpeg_binary,
     is_capture_device,
@@ -52,6 +54,7 @@ class Source:
     reader: Optional["LiveReader"] = field(default=None, repr=False)  # streams: the process reading it
     animation: Optional[tuple] = field(default=None, repr=False)  # (frames, durations in ms)
     notes: List[str] = field(default_factory=list)
+    max_megapixels: float = MAX_MEGAPIXELS  # frames larger than this are refused before they are decoded
 
     def frame_size(self) -> Size:
         """(height, width) of the frames, before any is upscaled (a video's from its probe; an
@@ -61,7 +64,7 @@ class Source:
         if self.animation is not None:
             return self.animation[0][0].shape[:2]
         first = self.path if self.kind == "image" else list_frames(self.path)[0]
-        return decode_image(first).shape[:2]
+        return decode_image(first, max_megapixels=self.max_megapixels).shape[:2]
 
     @property
     def deep(self) -> bool:
@@ -87,9 +90,9 @@ class Source:
         """A folder's, an image's or an animation's frames (``REPEAT`` for a slot that holds the
         previous one)."""
         if self.kind == "folder":
-            return iter_folder_frames(self.path)
+            return iter_folder_frames(self.path, max_megapixels=self.max_megapixels)
         if self.kind == "image":
-            return (decode_image(p) for p in [self.path])
+            return (decode_image(p, max_megapixels=self.max_megapixels) for p in [self.path])
         if self.kind == "animation":
             return _animation_slots(*self.animation, self.fps)
         raise ValueError(f"{self.kind}: use decoder()")
@@ -132,8 +135,9 @@ def _animation_rate(durations: List[int], fps: Optional[float]) -> tuple:
     return rate, note
 
 
-def open_source(path: str, fps: Optional[float] = None) -> Source:
-    """Classify and probe the input (raises MediaError with the reason for a bad one)."""
+def open_source(path: str, fps: Optional[float] = None, max_megapixels: float = MAX_MEGAPIXELS) -> Source:
+    """Classify and probe the input (raises MediaError with the reason for a bad one, a video
+    whose frames are over ``max_megapixels`` included)."""
     path = str(path)
     if is_stream(path):
         reader = LiveReader(path)
@@ -148,7 +152,8 @@ def open_source(path: str, fps: Optional[float] = None) -> Source:
         files = list_frames(path)
         if not files:
             raise MediaError(path, "folder holds no image frames")
-        return Source("folder", path, len(files), None, names=[os.path.basename(f) for f in files])
+        return Source("folder", path, len(files), None, names=[os.path.basename(f) for f in files],
+                      max_megapixels=max_megapixels)
     if os.path.isfile(path) and is_image_path(path):
         anim = animation_frames(path) if path.lower().endswith((".gif", ".webp", ".png")) else None
         if anim is not None:
@@ -156,13 +161,14 @@ def open_source(path: str, fps: Optional[float] = None) -> Source:
             source = Source("animation", path, None, rate, animation=anim, notes=[note] if note else [])
             source.total = sum(1 for _ in _animation_slots(anim[0], anim[1], rate))
             return source
-        return Source("image", path, 1, None)
+        return Source("image", path, 1, None, max_megapixels=max_megapixels)
     info = probe_video(path)
+    check_pixels(path, info.width, info.height, max_megapixels)
     rate = Fraction(info.fps).limit_denominator(1001) if info.fps and info.fps > 0 else None
     total = info.frame_count
     if total is None and info.duration and info.fps:
         total = int(round(info.duration * info.fps))  # an estimate, for the ETA only
-    return Source("video", path, total, rate, has_audio=info.has_audio, info=info)
+    return Source("video", path, total, rate, has_audio=info.has_audio, info=info, max_megapixels=max_megapixels)
 
 
 class LiveReader:

@@ -24,6 +24,8 @@ VIDEO_PRESET = "veryfast"  # live: the encoder must keep up with the model on fe
 MAX_SIDE = 16384  # H.264's largest frame side; far beyond it a frame no longer fits in memory
 MIN_TILE = 64  # smaller tiles are mostly overlap: hours per frame for nothing
 FPS_RANGE = (0.1, 1000.0)
+IMAGE_QUALITY = 95  # JPEG and WebP image outputs, unless --quality says otherwise
+LOSSY_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".webp")
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 Size = Tuple[int, int]  # (height, width)
@@ -76,6 +78,19 @@ def _fmt_size(size: Size) -> str:
 # Containers that hold the H.264 we write, and AAC when the input's audio must be re-encoded;
 # the others ffmpeg reads but would refuse (.webm: VP8/VP9/AV1 only) or mangle, late.
 H264_CONTAINERS = (".mp4", ".m4v", ".mov", ".mkv", ".ts", ".flv", ".avi")
+
+
+def image_quality(path: str, quality: Optional[int]) -> Optional[int]:
+    """The encoder quality of an image output: ``quality`` (1-100) or :data:`IMAGE_QUALITY` for a
+    .jpg or .webp image, None for any other output (refused when a quality was asked for)."""
+    lossy = str(path).lower().endswith(LOSSY_IMAGE_EXTENSIONS)
+    if quality is None:
+        return IMAGE_QUALITY if lossy else None
+    if not lossy:
+        raise UpscaleError(f"--quality applies to .jpg and .webp image outputs, not {path}")
+    if not 1 <= int(quality) <= 100:
+        raise UpscaleError(f"--quality must be between 1 and 100, got {quality}")
+    return int(quality)
 
 
 def output_kind(path: str, codec: str = "libx264", fmt: Optional[str] = None) -> str:

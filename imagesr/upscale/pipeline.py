@@ -31,7 +31,7 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from imagesr.media import MediaError, frame_number_gaps, has_alpha, hdr_metadata, is_stream, list_frames
+from imagesr.media import MAX_MEGAPIXELS, MediaError, frame_number_gaps, has_alpha, hdr_metadata, is_stream, list_frames
 from imagesr.media.encode import ColourSpec, encoder_args, widen_pipe
 from imagesr.media.streams import StreamPlan, file_plan, muxer_for, rule_plan
 from imagesr.outputs import OutputLock
@@ -48,6 +48,7 @@ from imagesr.upscale.options import (
     check_encoder,
     default_crf,
     default_preset,
+    image_quality,
     parse_size,
     stream_format,
     target_size,
@@ -137,6 +138,8 @@ def upscale(
     realtime: Optional[bool] = None,
     resume: bool = False,
     segment_seconds: float = 10.0,
+    max_megapixels: float = MAX_MEGAPIXELS,
+    quality: Optional[int] = None,
 ) -> UpscaleResult:
     """Upscale ``input`` (video file, stream, frame folder, animation, image) into ``output``
     (video file, stream, folder, image).
@@ -156,7 +159,8 @@ def upscale(
     ``planar``: video to video, frames stay Y'CbCr from decoder to encoder and the colour
     conversions run on the device, when the upscale is one device call (JAX, see
     :meth:`FrameProcessor.use_planar`); None: whenever possible on an accelerator, False:
-    never (RGB pipes), True: required (UpscaleError otherwise).
+    never (RGB pipes), True: required (UpscaleError otherwise). ``max_megapixels``: an input frame larger than this is refused
+    before it is decoded. ``quality``: of a .jpg or .webp image output (1-100, default 95).
     """
     progress = sys.stderr if progress is True else (progress or None)
     if isinstance(size, str):
@@ -170,16 +174,17 @@ def upscale(
         # start is not queued (and, in real time, dropped) while the model loads
         model = load_model(model, scale)
         getattr(model, "compiles_per_shape", None)
-    source = open_source(input, fps)
+    quality = image_quality(output, quality)
+    source = open_source(input, fps, max_megapixels)
     try:
         return _upscale(source, input, output, model, size, scale, batch, tile, fps, progress, preset, planar, codec,
-                        crf, pix_fmt, format, realtime, resume, segment_seconds)
+                        crf, pix_fmt, format, realtime, resume, segment_seconds, quality)
     finally:
         source.close()
 
 
 def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps, progress, preset, planar, codec,
-             crf, pix_fmt, fmt, realtime, resume, segment_seconds) -> UpscaleResult:
+             crf, pix_fmt, fmt, realtime, resume, segment_seconds, quality) -> UpscaleResult:
     if fps is not None and source.kind in ("video", "stream"):
         raise UpscaleError("--fps applies to frame folders, images and animations; a video keeps its own frame rate")
     out_path, out_kind = _check_output(output, source, codec, fmt)
@@ -240,7 +245,7 @@ def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps
         else:
             frames = source.frames()
         try:
-            sink = _open_sink(out_path, out_kind, source, out_size, fps, processor, video, decoder)
+            sink = _open_sink(out_path, out_kind, source, out_size, fps, processor, video, decoder, quality)
         except BaseException:
             if decoder is not None:
                 decoder.close()
@@ -335,7 +340,7 @@ def _live_plan(info, muxer) -> StreamPlan:
     return plan
 
 
-def _open_sink(out_path, out_kind, source, out_size, fps, processor, video, decoder):
+def _open_sink(out_path, out_kind, source, out_size, fps, processor, video, decoder, quality=None):
     if out_kind in ("video", "stream"):
         rate = source.fps or Fraction(fps or DEFAULT_FPS).limit_denominator(1001)
         if source.kind == "stream":
@@ -347,7 +352,7 @@ def _open_sink(out_path, out_kind, source, out_size, fps, processor, video, deco
                          **{k: video[k] for k in ("codec", "crf", "preset", "pix_fmt", "fmt", "colour", "deep")})
     if out_kind == "folder":
         return FolderSink(out_path, source.names)
-    return ImageSink(out_path, source.path)
+    return ImageSink(out_path, source.path, quality)
 
 
 def _align(info, plan: Optional[StreamPlan]) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 
 from imagesr.media import VideoWriter, is_stream_target, write_image
 from imagesr.media.streams import StreamPlan
-from imagesr.outputs import claim_partial, remove_quietly
+from imagesr.outputs import check_name_length, claim_partial, remove_quietly, resolve_link
 from imagesr.upscale.inputs import Source
 from imagesr.upscale.options import Size, UpscaleError, output_kind
 
@@ -22,6 +22,9 @@ def _check_output(output: str, source: Source, codec: str = "libx264", fmt: Opti
     if kind == "stream":
         return output, kind
     out = os.path.abspath(output.rstrip("/" + os.sep) or output)
+    if kind == "folder":
+        out = resolve_link(out)  # a link to a folder: the frames go into that folder
+    check_name_length(out)
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
         what = "is not a folder" if os.path.exists(parent) else "does not exist"
@@ -118,9 +121,14 @@ class FolderSink(_Sink):
             self.count += 1
 
     def commit(self) -> None:
-        if os.path.isdir(self.path):
-            os.rmdir(self.path)  # checked empty before the run (and the run holds the output's lock)
-        os.replace(self.tmp, self.path)
+        try:
+            if os.path.isdir(self.path):
+                os.rmdir(self.path)  # checked empty before the run (and the run holds the output's lock)
+            os.replace(self.tmp, self.path)
+        except OSError as e:  # the finished frames are kept where they are, and said so
+            done, self.tmp = self.tmp, None
+            raise UpscaleError(f"cannot move the finished frames into {self.path} ({e.strerror or e}); they are "
+                               f"in {done}") from None
 
 
 class ImageSink(_Sink):
@@ -128,10 +136,10 @@ class ImageSink(_Sink):
 
     timed = False
 
-    def __init__(self, path: str, source: str):
+    def __init__(self, path: str, source: str, quality: Optional[int] = None):
         super().__init__(path)
         self._check_writable()
-        self.source = source
+        self.source, self.quality = source, quality
         self.frame = None
 
     def write(self, frames: np.ndarray) -> None:
@@ -143,6 +151,6 @@ class ImageSink(_Sink):
 
     def commit(self) -> None:
         try:
-            write_image(self.path, self.frame)
+            write_image(self.path, self.frame, quality=self.quality)
         except (OSError, ValueError) as e:
             raise UpscaleError(f"cannot write {self.path}: {e}") from None

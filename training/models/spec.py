@@ -7,6 +7,7 @@ that defines its builder and its :class:`ArchitectureSpec`, plus one line in the
 (``vdsr``, ``subpixel_x1.5``), so ``.keras`` files written before specs existed still load.
 """
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
@@ -23,6 +24,25 @@ class ArchitectureSpec:
     input_at_output_size: bool
     build: Callable[..., keras.Model]  # build(scale=..., **arguments) -> model
     arguments: Callable[[keras.Model], Dict]  # the build arguments that rebuild a loaded model
+    builder: Optional[Callable[..., keras.Model]] = None  # the function whose keyword arguments model_args are (default: build)
+
+    def check_arguments(self, args) -> None:
+        """Refuse model_args the builder does not take, or of another type than its default
+        (a config's ``{"width": "64"}`` fails here, not when the Trainer builds the model)."""
+        from imagesr.errors import UserError
+
+        if not isinstance(args, dict):
+            raise UserError(f"{self.name} model_args must be a mapping, got {args!r}")
+        params = {n: p for n, p in inspect.signature(self.builder or self.build).parameters.items()
+                  if n != "scale" and p.kind == p.POSITIONAL_OR_KEYWORD}
+        for key, value in args.items():
+            if key not in params:
+                raise UserError(f"{self.name} model_args: unknown {key!r} (known: {', '.join(sorted(params))})")
+            default = params[key].default
+            kind = type(default) if default not in (None, inspect.Parameter.empty) else str
+            if type(value) is not kind or (kind is int and value < 1):
+                raise UserError(f"{self.name} model_args {key}: expected {'a positive whole number' if kind is int else kind.__name__}, "
+                                f"got {value!r}")
 
     @property
     def fixed_scale(self) -> bool:

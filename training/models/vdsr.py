@@ -34,4 +34,4 @@ def _arguments(model: keras.Model) -> dict:
 
 
 SPEC = ArchitectureSpec(name="vdsr", input_at_output_size=True, build=lambda scale=None, **kw: build_vdsr(**kw),
-                        arguments=_arguments)
+                        arguments=_arguments, builder=build_vdsr)
