@@ -23,7 +23,11 @@ trap 'rm -rf "$work"' EXIT
 bin=$work/venv/bin
 t0=$(date +%s)
 "$bin/python" -m pip install -q --upgrade "pip>=24" >/dev/null
-"$bin/python" -m pip install -q "$root" pytest
+# from a clean copy of the tree (tracked and untracked-not-ignored files): a stale build/ folder must not
+# lend the wheel files that a fresh clone would not have
+mkdir -p "$work/src"
+git ls-files -z -co --exclude-standard | xargs -0 cp -P --parents -t "$work/src"
+"$bin/python" -m pip install -q "$work/src" pytest
 echo "check_core_install: $("$bin/python" --version): core install (pip install .) took $(( $(date +%s) - t0 )) s," \
   "$(du -sm "$work/venv" | cut -f1) MB (with pytest for the checks below)"
 "$bin/python" - <<'PY'

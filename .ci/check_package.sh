@@ -3,7 +3,7 @@
 #  1. the import contracts of pyproject.toml (import-linter) on the source tree as it is;
 #  2. a static checker (basedpyright) reading the source tree resolves every imagesr.* import;
 #  3. the wheel built from a clean copy of the tree (tracked and untracked-not-ignored files):
-#     only imagesr/ at the top of site-packages, every module of the tree in it and importable
+#     only imagesr/ at the top of site-packages, every module, shipped model and schema of the tree in it, modules importable
 #     from it, and no imagesr.tests, imagesr.setup or imagesr.imagesr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ git ls-files -z -co --exclude-standard | xargs -0 cp -P --parents -t "$work/src"
 top=$(cd "$work/site" && ls -d */ | sed 's#/##' | grep -v -e '\.dist-info$' -e '^bin$' | sort | tr '\n' ' ')
 echo "wheel $(basename "$work"/dist/*.whl): top-level packages: $top"
 [ "$top" = "imagesr " ] || { echo "check_package: expected only imagesr at the top of site-packages" >&2; exit 1; }
-missing=$(git ls-files -co --exclude-standard 'imagesr/*.py' 'training/*.py' 'components/*.py' 'pipelines/*.py' 'schemas/*.py' \
+missing=$(git ls-files -co --exclude-standard 'imagesr/*.py' 'imagesr/assets/*' 'schemas/*.pbtxt' 'training/*.py' 'components/*.py' 'pipelines/*.py' 'schemas/*.py' \
   | sed -e 's#^training/#imagesr/training/#' -e 's#^components/#imagesr/components/#' \
         -e 's#^pipelines/#imagesr/pipelines/#' -e 's#^schemas/#imagesr/schemas/#' \
   | while read -r f; do [ -f "$work/site/$f" ] || echo "$f"; done)
