@@ -8,6 +8,7 @@ that defines its builder and its :class:`ArchitectureSpec`, plus one line in the
 """
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
@@ -40,9 +41,13 @@ class ArchitectureSpec:
                 raise UserError(f"{self.name} model_args: unknown {key!r} (known: {', '.join(sorted(params))})")
             default = params[key].default
             kind = type(default) if default not in (None, inspect.Parameter.empty) else str
-            if type(value) is not kind or (kind is int and value < 1):
-                raise UserError(f"{self.name} model_args {key}: expected {'a positive whole number' if kind is int else kind.__name__}, "
-                                f"got {value!r}")
+            if kind is float:  # a whole number is a number too; never a bool or NaN
+                ok = type(value) in (int, float) and math.isfinite(value)
+            else:
+                ok = type(value) is kind and not (kind is int and value < 1)
+            if not ok:
+                what = {int: "a positive whole number", float: "a finite number"}.get(kind, kind.__name__)
+                raise UserError(f"{self.name} model_args {key}: expected {what}, got {value!r}")
 
     @property
     def fixed_scale(self) -> bool:
