@@ -21,11 +21,12 @@ import numpy as np
 from keras import ops
 
 
-def _pytorch_default():
-    """PyTorch's default convolution initialiser (uniform in +-1/sqrt(fan_in)), the one SPAN was
-    trained with: the three composed branches then start at about unit gain, where Keras's Glorot
-    initialiser would multiply the variance by several times per layer."""
-    return keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_in", distribution="uniform")
+def _branch_initializer():
+    """LeCun normal for every branch: the composed 3x3 conv then starts at about He's variance
+    (with the skip, an output variance about twice the input's), as a plain conv would. With
+    PyTorch's default, which SPAN used, each composed conv starts by shrinking its input
+    several times (short runs of both: BENCHMARKS.md)."""
+    return keras.initializers.VarianceScaling(scale=1.0, mode="fan_in", distribution="truncated_normal")
 
 
 def _one_by_one(w):
@@ -50,7 +51,7 @@ class RepConv3x3(keras.layers.Layer):
     def build(self, input_shape):
         cin, cout, g = int(input_shape[-1]), self.filters, self.gain
         self.input_channels = cin
-        init = _pytorch_default()
+        init = _branch_initializer()
         self.expand = self.add_weight(shape=(cin, cin * g), initializer=init, name="expand")
         self.expand_bias = self.add_weight(shape=(cin * g,), initializer="zeros", name="expand_bias")
         self.conv = self.add_weight(shape=(3, 3, cin * g, cout * g), initializer=init, name="conv")

@@ -28,6 +28,9 @@ def build_span(scale: float = 2, width: int = 52, blocks: int = 6, gain: int = 2
     if blocks < 1:
         raise UserError("span: blocks must be >= 1")
     inp, x = low_resolution_input(scale, channels)
+    # Centred on zero. SPAN feeds (x - mean) * 255, where its attention starts saturated; in
+    # short runs at equal steps that range trained worse here (BENCHMARKS.md).
+    x = layers.Rescaling(1.0, offset=-0.5, name="centre")(x)
     head = RepConv3x3(width, gain, name="head")(x)
     h, first, inner = head, None, None
     for b in range(blocks):
