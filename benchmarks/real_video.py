@@ -25,6 +25,10 @@ from imagesr.metrics import psnr, ssim
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
 
+HELD_OUT = [os.path.join(SHARED, "davis", "DAVIS", "JPEGImages", "480p", "dog"),
+            os.path.join(SHARED, "davis", "DAVIS", "JPEGImages", "480p", "parkour"),
+            os.path.join(SHARED, "video", "cockatoo.mp4")]  # not in the real-video model's training
+
 
 def _ground_truth(source: str, frames: int) -> np.ndarray:
     got = np.stack(list(iter_frames(source, limit=frames)))
@@ -42,10 +46,7 @@ def _lr_video(gt: np.ndarray, path: str, crf: int) -> None:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sources", nargs="+", default=[
-        os.path.join(SHARED, "davis", "DAVIS", "JPEGImages", "480p", "dog"),
-        os.path.join(SHARED, "davis", "DAVIS", "JPEGImages", "480p", "parkour"),
-        os.path.join(SHARED, "video", "cockatoo.mp4")])
+    ap.add_argument("--sources", nargs="+", default=HELD_OUT)
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--crf", type=int, default=23)
     ap.add_argument("--models", nargs="+", default=["bicubic", "subpixel_x1.5"],

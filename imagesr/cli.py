@@ -256,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train an SR model on patch-pair TFRecords")
     t.add_argument("--examples", required=True, help="output folder of imagesr patches (Split-train/, Split-eval/)")
-    t.add_argument("--model", choices=["vdsr", "subpixel"], default="vdsr")
+    t.add_argument("--model", default="vdsr",
+                   help="architecture: vdsr (one model for every scale), subpixel or span (one scale each; span: "
+                        "SPAN's blocks, re-parameterised convolutions folded at export); default vdsr")
     t.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="scales to train on (subpixel: one)")
     t.add_argument("--steps", type=int, default=1000)
     t.add_argument("--out", required=True, help="run folder: model.keras, saved_model/, logs/, train_summary.json "

@@ -25,7 +25,8 @@ SCRIPT = textwrap.dedent("""
     from imagesr.training.trainer import TrainConfig, train
     data, out = sys.argv[1], sys.argv[2]
     res = {}
-    for model, args in (("vdsr", {"depth": 4, "width": 16}), ("subpixel", {"width": 16, "blocks": 1})):
+    for model, args in (("vdsr", {"depth": 4, "width": 16}), ("subpixel", {"width": 16, "blocks": 1}),
+                        ("span", {"width": 8, "blocks": 1})):
         cfg = TrainConfig(model=model, scales=(2,), batch_size=16, steps=40, learning_rate=1e-3,
                           model_args=args, log_every=20, shuffle_buffer=128)
         s = train(cfg, find_record_files(data, "train"), find_record_files(data, "eval"), f"{out}/{model}")
@@ -66,7 +67,7 @@ def test_train_and_export_on_jax_without_tensorflow(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
     assert res["tensorflow_loaded"] is False
-    for model in ("vdsr", "subpixel"):
+    for model in ("vdsr", "subpixel", "span"):
         assert res[model]["backend"] == "jax" and res[model]["exported"] == ["keras"]
         # the .keras file trained on JAX loads on TensorFlow and computes the same frames
         from imagesr.training.serving import load_upscaler
@@ -130,12 +131,21 @@ def test_upscale_command_on_jax_without_tensorflow(tmp_path):
 
 PLANAR_SCRIPT = textwrap.dedent("""
     import json, sys
+    import numpy as np
+    from imagesr import shipped
     from imagesr.upscale import upscale
-    from imagesr.training.serving import load_upscaler
+    from imagesr.training.models import build_model
+    from imagesr.training.serving import export_model, load_upscaler
     out, clips = sys.argv[1], sys.argv[2:]
+    # a SPAN-SR x1.5 with small random weights (a residual of about two levels), folded at export on JAX
+    span = build_model("span", scale=1.5, width=8, blocks=1)
+    rng = np.random.default_rng(0)
+    for v in span.trainable_variables:
+        v.assign(rng.normal(0, 0.01, v.shape).astype("float32"))
+    export_model(span, f"{out}/span_x1.5")
     res = {}
-    for model in ("bicubic", "subpixel_x1.5"):
-        up = load_upscaler("bicubic") if model == "bicubic" else load_upscaler(__import__("imagesr.shipped").shipped.resolve(model))
+    for model in ("bicubic", "subpixel_x1.5", "span_x1.5"):
+        up = load_upscaler(f"{out}/span_x1.5" if model == "span_x1.5" else shipped.resolve(model))
         for i, clip in enumerate(clips):
             for planar in (None, False, True):
                 r = upscale(clip, f"{out}/{model}_{i}_{planar}.mp4", model=up, size=(72, 96), batch=4, progress=None,
@@ -149,7 +159,8 @@ PLANAR_SCRIPT = textwrap.dedent("""
 def test_planar_route_on_jax_gives_the_rgb_route_frames(tmp_path):
     """The planar route (Y'CbCr from the decoder to the encoder, the colour conversions in the
     jitted call) gives the frames of the RGB route up to the chroma filters, for 4:2:0 and
-    4:4:4 input; on a CPU (no host link to save) it is used only when asked for."""
+    4:4:4 input, for the bicubic baseline, the shipped default and a SPAN-SR exported on JAX;
+    on a CPU (no host link to save) it is used only when asked for."""
     from conftest import make_video
 
     from imagesr.media import iter_video_frames, probe_video
@@ -169,7 +180,7 @@ def test_planar_route_on_jax_gives_the_rgb_route_frames(tmp_path):
     for key, (planar, frames) in res.items():
         assert frames == 6, key
         assert planar == key.endswith("True"), key  # default on a CPU: the RGB route
-    for model in ("bicubic", "subpixel_x1.5"):
+    for model in ("bicubic", "subpixel_x1.5", "span_x1.5"):
         for i in range(2):
             rgb = np.stack(list(iter_video_frames(str(tmp_path / f"{model}_{i}_False.mp4")))).astype(int)
             planar = np.stack(list(iter_video_frames(str(tmp_path / f"{model}_{i}_True.mp4")))).astype(int)

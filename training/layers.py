@@ -1,4 +1,5 @@
-"""Backend-neutral Keras 3 layers for SR models: MATLAB bicubic resize and pixel (un)shuffle.
+"""Backend-neutral Keras 3 layers for SR models: MATLAB bicubic resize, pixel (un)shuffle and
+SPAN's parameter-free attention (the re-parameterisable convolution: ``imagesr.training.reparam``).
 
 ``BicubicResize`` is ``imagesr.resize.imresize`` expressed in ``keras.ops`` (same kernel,
 same coordinate mapping, same mirrored borders, same height-then-width order and, with
@@ -197,3 +198,20 @@ class PixelUnshuffle(_PixelRearrange):
     def compute_output_shape(self, s):
         r = self.factor
         return (s[0], None if s[1] is None else s[1] // r, None if s[2] is None else s[2] // r, s[3] * r * r)
+
+
+@keras.saving.register_keras_serializable(package="imagesr")
+class SymmetricAttention(keras.layers.Layer):
+    """SPAN's parameter-free attention: ``(features + skip) * (sigmoid(features) - 0.5)``.
+
+    The weights come from the block's own last convolution through an activation symmetric
+    about the origin, so a feature and its negation are weighted alike; no parameters, one
+    element-wise pass (Wan et al., "Swift Parameter-free Attention Network", 2024).
+    """
+
+    def call(self, inputs):
+        features, skip = inputs
+        return (features + skip) * (ops.sigmoid(features) - 0.5)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]

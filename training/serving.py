@@ -66,13 +66,17 @@ def check_finite(model, path: str) -> None:
 
 
 def export_model(model, out_dir: str) -> dict:
-    """Write ``model.keras`` (always) and the SavedModel (when TensorFlow is importable); a
+    """Write ``model.keras`` (always) and the SavedModel (when TensorFlow is importable), both
+    with any re-parameterisable convolutions folded into one conv each (what serving runs); a
     model whose weights are not finite is never written."""
     if not _finite_weights(model):
         raise ModelLoadError("the model's weights are not finite (NaN or infinity): not exported")
     os.makedirs(out_dir, exist_ok=True)
     import keras
 
+    from imagesr.training.reparam import fold
+
+    model = fold(model)
     keras_path = os.path.join(out_dir, KERAS_FILE)
     tmp = keras_path + ".partial.keras"
     # Weights only, no optimizer state (a third of the size; warm starts need only weights):
@@ -139,6 +143,7 @@ def load_keras_model(path: str):
 
     import imagesr.training.layers  # noqa: F401  (registers the custom layers)
     import imagesr.training.losses  # noqa: F401  (and losses and schedules, for files saved from compiled models)
+    import imagesr.training.reparam  # noqa: F401  (and the re-parameterisable conv of unfolded files)
     import imagesr.training.schedules  # noqa: F401
     from imagesr.training.models import spec_of
 

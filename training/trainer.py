@@ -1,7 +1,7 @@
 """Training of the SR models on patch-pair TFRecords: one trainer for the CLI, the TFX Trainer
 (:func:`run_fn`) and the GPU machine (JAX backend, no TensorFlow).
 
-``imagesr train --examples DIR --model vdsr|subpixel --steps N --out DIR`` and the TFX
+``imagesr train --examples DIR --model vdsr|subpixel|span --steps N --out DIR`` and the TFX
 Trainer both call :func:`train`. Outputs in ``out``::
 
     out/model.keras          backend-neutral Keras file (loads on TF and JAX)
@@ -35,7 +35,7 @@ BUDGET_EPOCH_STEPS = 50  # time-budget runs set the learning rate every this man
 class TrainConfig:
     """Every knob of a training run (TFX passes these as ``custom_config``)."""
 
-    model: str = "vdsr"  # vdsr | subpixel
+    model: str = "vdsr"  # an architecture of imagesr.training.models (vdsr, subpixel, span)
     scales: Sequence[float] = (2, 3, 4)  # subpixel: exactly one
     batch_size: int = 64
     crop: Optional[int] = None  # HR crop of the stored patches (None: whole patch)
@@ -257,6 +257,7 @@ def build_or_load(config: TrainConfig):
     """A new model, or with ``warm_start`` one of that model's architecture (its width and depth,
     whatever the defaults are) holding its weights, built under this run's precision policy."""
     from imagesr.training.models import architecture, build_model
+    from imagesr.training.reparam import load_weights
 
     if not config.warm_start:
         return build_model(config.model, scale=config.scales[0], **config.model_args)
@@ -271,12 +272,15 @@ def build_or_load(config: TrainConfig):
     if arch["scale"] is not None and Scale(arch["scale"]) != Scale(config.scales[0]):
         raise UserError(f"warm start {config.warm_start} is a x{arch['scale']:g} model; this run trains "
                          f"x{config.scales[0]:g}")
-    clash = {k: (v, arch["model_args"][k]) for k, v in config.model_args.items() if arch["model_args"].get(k) != v}
+    # A training-only argument an exported model no longer shows (a folded model's branch
+    # width) comes from this run's model_args; every argument the model shows must agree.
+    clash = {k: (v, arch["model_args"][k]) for k, v in config.model_args.items()
+             if k in arch["model_args"] and arch["model_args"][k] != v}
     if clash:
         raise UserError(f"warm start {config.warm_start}: its architecture differs from model_args "
                          + ", ".join(f"{k}={want} (the model has {have})" for k, (want, have) in clash.items()))
-    model = build_model(config.model, scale=config.scales[0], **arch["model_args"])
-    model.set_weights(src.get_weights())
+    model = build_model(config.model, scale=config.scales[0], **{**config.model_args, **arch["model_args"]})
+    load_weights(model, src)
     log.info("warm start from %s (%s)", config.warm_start,
              ", ".join(f"{k} {v}" for k, v in arch["model_args"].items()))
     return model

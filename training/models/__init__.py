@@ -3,7 +3,7 @@
 Every model maps float images in [0, 255] to float images in [0, 255]:
 
 * ``vdsr``: input is the bicubic-upscaled image at HR size (any scale, one model for all);
-* ``subpixel``: input is the LR image; the model upsamples by its fixed ``scale``.
+* ``subpixel``, ``span``: input is the LR image; the model upsamples by its fixed ``scale``.
 
 Each architecture's file defines its builder and its :class:`ArchitectureSpec` (what serving,
 tiling, data and evaluation ask of it); ``spec_of(model)`` finds a loaded model's.
@@ -15,13 +15,16 @@ import keras
 
 from imagesr.errors import UserError
 from imagesr.scale import Scale
+from imagesr.training.models.span import SPEC as SPAN_SPEC
+from imagesr.training.models.span import build_span
 from imagesr.training.models.spec import ArchitectureSpec
 from imagesr.training.models.subpixel import SPEC as SUBPIXEL_SPEC
 from imagesr.training.models.subpixel import build_subpixel
 from imagesr.training.models.vdsr import SPEC as VDSR_SPEC
 from imagesr.training.models.vdsr import build_vdsr
+from imagesr.training.reparam import RepConv3x3
 
-SPECS: Dict[str, ArchitectureSpec] = {spec.name: spec for spec in (VDSR_SPEC, SUBPIXEL_SPEC)}
+SPECS: Dict[str, ArchitectureSpec] = {spec.name: spec for spec in (VDSR_SPEC, SUBPIXEL_SPEC, SPAN_SPEC)}
 MODELS = tuple(SPECS)
 
 
@@ -61,15 +64,17 @@ def architecture(model: keras.Model) -> dict:
 
 def multiply_adds(model: keras.Model, in_size, out_size) -> int:
     """Multiply-adds of the model's convolutions for one frame of ``in_size`` (h, w) upscaled to
-    ``out_size`` (the bicubic both architectures use is not counted)."""
+    ``out_size`` (the bicubic all architectures use is not counted). A re-parameterisable
+    convolution counts as the one convolution it folds into, which is what serving runs."""
     s = spec_of(model)
     per_position = 0
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, (keras.layers.Conv2D, RepConv3x3)):
             kh, kw = layer.kernel_size
-            per_position += kh * kw * int(layer.kernel.shape[2]) * layer.filters
+            cin = layer.input_channels if isinstance(layer, RepConv3x3) else int(layer.kernel.shape[2])
+            per_position += kh * kw * cin * layer.filters
     return per_position * s.conv_positions(in_size, out_size, s.scale_of(model))
 
 
-__all__ = ["MODELS", "SPECS", "ArchitectureSpec", "architecture", "build_model", "build_subpixel", "build_vdsr",
+__all__ = ["MODELS", "SPECS", "ArchitectureSpec", "architecture", "build_model", "build_span", "build_subpixel", "build_vdsr",
            "model_kind", "model_scale", "multiply_adds", "spec", "spec_of"]

@@ -23,14 +23,41 @@ def shuffle_factors(scale) -> tuple:
     return s.unshuffle, s.shuffle
 
 
-def build_subpixel(scale: float = 2, width: int = 48, blocks: int = 4, channels: int = 3,
-                   name: str = None) -> keras.Model:
-    """SubPixel-SR for one scale; input LR in [0, 255], output HR in [0, 255]."""
-    r_in, r_out = shuffle_factors(scale)
+def low_resolution_input(scale, channels: int):
+    """The LR input in [0, 255] and what a sub-pixel body convolves: it in [0, 1], pixel-unshuffled
+    by the scale's denominator (x1.5: by 2)."""
+    r_in, _ = shuffle_factors(scale)
     inp = keras.Input((None, None, channels), name="lr")
     x = layers.Rescaling(1.0 / 255.0)(inp)
     if r_in > 1:
         x = PixelUnshuffle(r_in, name="unshuffle")(x)
+    return inp, x
+
+
+def subpixel_output(inp, features, scale, channels: int, name: str) -> keras.Model:
+    """The model from a sub-pixel body's features: a 3x3 conv to C*r*r channels, zero at the
+    start (the untrained model is bicubic), pixel-shuffled and added to the MATLAB-bicubic
+    upscale of the input."""
+    _, r_out = shuffle_factors(scale)
+    h = layers.Conv2D(channels * r_out * r_out, 3, padding="same", kernel_initializer="zeros", name="to_subpixel")(features)
+    residual = PixelShuffle(r_out, name="shuffle")(h)
+    residual = layers.Rescaling(255.0, dtype="float32", name="to_255")(residual)
+    upsampled = BicubicResize(scale, quantize=True, dtype="float32", name="bicubic_skip")(inp)
+    out = layers.Add(name="global_residual", dtype="float32")([upsampled, residual])
+    return keras.Model(inp, out, name=name)
+
+
+def size_arguments(model: keras.Model) -> dict:
+    """Channels, width (the head conv's) and blocks (the ``block<i>_conv1`` layers) of a model."""
+    head = model.get_layer("head")
+    blocks = sum(1 for layer in model.layers if layer.name.startswith("block") and layer.name.endswith("_conv1"))
+    return {"channels": int(model.input_shape[-1]), "width": int(head.filters), "blocks": blocks}
+
+
+def build_subpixel(scale: float = 2, width: int = 48, blocks: int = 4, channels: int = 3,
+                   name: str = None) -> keras.Model:
+    """SubPixel-SR for one scale; input LR in [0, 255], output HR in [0, 255]."""
+    inp, x = low_resolution_input(scale, channels)
     head = layers.Conv2D(width, 3, padding="same", name="head")(x)
     h = head
     for b in range(blocks):
@@ -38,18 +65,7 @@ def build_subpixel(scale: float = 2, width: int = 48, blocks: int = 4, channels:
         y = layers.Conv2D(width, 3, padding="same", name=f"block{b}_conv2")(y)
         h = layers.Add(name=f"block{b}_add")([h, y])
     h = layers.Add(name="body_skip")([h, layers.Conv2D(width, 3, padding="same", name="body_tail")(h)])
-    h = layers.Conv2D(channels * r_out * r_out, 3, padding="same", kernel_initializer="zeros", name="to_subpixel")(h)  # starts as bicubic
-    residual = PixelShuffle(r_out, name="shuffle")(h)
-    residual = layers.Rescaling(255.0, dtype="float32", name="to_255")(residual)
-    upsampled = BicubicResize(scale, quantize=True, dtype="float32", name="bicubic_skip")(inp)
-    out = layers.Add(name="global_residual", dtype="float32")([upsampled, residual])
-    return keras.Model(inp, out, name=name or f"subpixel_x{float(scale):g}")
+    return subpixel_output(inp, h, scale, channels, name or f"subpixel_x{float(scale):g}")
 
 
-def _arguments(model: keras.Model) -> dict:
-    head = model.get_layer("head")
-    blocks = sum(1 for layer in model.layers if layer.name.startswith("block") and layer.name.endswith("_conv1"))
-    return {"channels": int(model.input_shape[-1]), "width": int(head.filters), "blocks": blocks}
-
-
-SPEC = ArchitectureSpec(name="subpixel", input_at_output_size=False, build=build_subpixel, arguments=_arguments)
+SPEC = ArchitectureSpec(name="subpixel", input_at_output_size=False, build=build_subpixel, arguments=size_arguments)
