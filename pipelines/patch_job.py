@@ -111,7 +111,7 @@ def pipeline_options(args, beam_argv: Sequence[str]) -> PipelineOptions:
         worker = opts.view_as(WorkerOptions)
         if not setup.setup_file and not worker.sdk_container_image:
             # Ship imagesr to the workers (the worker image in infra/ is the alternative).
-            setup.setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+            setup.setup_file = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "setup.py")
         gco = opts.view_as(GoogleCloudOptions)
         if not gco.job_name:
             gco.job_name = "imagesr-patches-" + datetime.datetime.utcnow().strftime("%Y%m%d-%H%M%S")
