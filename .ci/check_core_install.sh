@@ -46,15 +46,15 @@ small=$work/small.mp4
 "$bin/python" - "$small" <<'PY'
 # a small clip (12 frames of 160x96) from the built-in sample clip, decoded and encoded by imagesr
 import itertools, sys
-from imagesr.media import encode_video, iter_video_frames
-from imagesr.resize import imresize
+from imagesr.core.media import encode_video, iter_video_frames
+from imagesr.core.resize import imresize
 frames = [imresize(f, size=(96, 160)) for f in itertools.islice(iter_video_frames("samples/video/pan_720p.mp4"), 12)]
 encode_video(sys.argv[1], frames, fps=25.0)
 PY
 "$bin/imagesr" upscale "$small" -o "$work/up.mp4"
 "$bin/python" - "$work/up.mp4" <<'PY'
 import sys
-from imagesr.media import probe_video
+from imagesr.core.media import probe_video
 info = probe_video(sys.argv[1])
 assert (info.width, info.height) == (240, 144), info
 print(f"check_core_install: upscale: {sys.argv[1]} is {info.width}x{info.height}")

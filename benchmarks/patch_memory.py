@@ -39,9 +39,9 @@ def _make_clip(src: str, seconds: int, out: str) -> str:
 
 
 def _make_frame(size, out: str) -> str:
-    from imagesr.media import write_image
-    from imagesr.resize import imresize
-    from imagesr.samples import photo
+    from imagesr.core.media import write_image
+    from imagesr.core.resize import imresize
+    from imagesr.core.samples import photo
 
     write_image(out, imresize(photo("astronaut"), size=size))
     return out

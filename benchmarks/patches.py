@@ -1,7 +1,7 @@
 """Throughput of the Beam patch job against a plain single-process loop, in one run.
 
 Three ways to turn the same inputs into the same gzip TFRecords with the same core
-functions (imagesr.sources.process_source + TFRecord framing + gzip level 6, as Beam's sink):
+functions (imagesr.core.sources.process_source + TFRecord framing + gzip level 6, as Beam's sink):
   plain    a Python loop in this process
   beam x1  the Beam job, multi-process DirectRunner with 1 worker
   beam x2  the same with 2 workers
@@ -22,9 +22,9 @@ import sys
 import tempfile
 import time
 
-from imagesr.patches import PatchOptions
-from imagesr.records import write_tfrecord
-from imagesr.sources import assign_splits, discover, process_source
+from imagesr.core.patches import PatchOptions
+from imagesr.core.records import write_tfrecord
+from imagesr.core.sources import assign_splits, discover, process_source
 
 
 def plain_loop(inputs, out):

@@ -19,8 +19,8 @@ import tempfile
 
 import numpy as np
 
-from imagesr.media import decode_image, iter_frames, list_frames
-from imagesr.metrics import psnr, ssim
+from imagesr.core.media import decode_image, iter_frames, list_frames
+from imagesr.core.metrics import psnr, ssim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")

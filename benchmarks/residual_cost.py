@@ -13,10 +13,10 @@ import os
 import time
 import zlib
 
-from imagesr.components.beam_internals import GZIP_LEVEL
-from imagesr.media import decode_image
-from imagesr.patches import PatchOptions, sample_frame
-from imagesr.records import encode_pair
+from imagesr.components.beam.beam_internals import GZIP_LEVEL
+from imagesr.core.media import decode_image
+from imagesr.core.patches import PatchOptions, sample_frame
+from imagesr.core.records import encode_pair
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

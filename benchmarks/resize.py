@@ -15,8 +15,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from imagesr.media import decode_image
-from imagesr.resize import imresize
+from imagesr.core.media import decode_image
+from imagesr.core.resize import imresize
 
 
 def _photo(path):

@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from real_video import HELD_OUT, _ground_truth  # noqa: E402
 
-from imagesr.media import ffmpeg_binary  # noqa: E402
+from imagesr.core.media import ffmpeg_binary  # noqa: E402
 
 B = 8  # block side
 ALIGNED = 2.0  # a block "aligns" when its clean match differs by less than this per pixel

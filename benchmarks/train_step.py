@@ -34,7 +34,7 @@ def main():
 
     import keras
 
-    from imagesr.scale import Scale
+    from imagesr.core.scale import Scale
     from imagesr.training.losses import LOSSES
     from imagesr.training.models import build_model, multiply_adds
     from imagesr.training.reparam import fold

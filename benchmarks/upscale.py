@@ -21,7 +21,7 @@ batch sent while the last one computes; compute = all batches sent, then all fet
 host -> device copy, the jitted call on device-resident input, device -> host copy.
 
 The input is the first --frames frames of --clip (default ../shared/data/video/cockatoo.mp4,
-real footage, 1280x720) when present, else the built-in sample clip (imagesr.samples). VDSR
+real footage, 1280x720) when present, else the built-in sample clip (imagesr.core.samples). VDSR
 runs at 1080p resolution: on a CPU expect tens of seconds per frame.
 
 usage: python benchmarks/upscale.py [--frames 30] [--models io bicubic vdsr subpixel] [--batch 4]
@@ -42,7 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from imagesr.media import ffmpeg_binary, iter_video_frames, probe_video
+from imagesr.core.media import ffmpeg_binary, iter_video_frames, probe_video
 from imagesr.upscale import FrameProcessor, parse_size, upscale
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,7 +54,7 @@ def _clip(src: str, frames: int, workdir: str, pix_fmt=None, size=None) -> str:
     """The first ``frames`` frames of ``src`` (video only) as a file: the stream copied, or
     re-encoded nearly losslessly (H.264, CRF 10) to ``pix_fmt`` and/or ``size`` (h, w)."""
     if not os.path.isfile(src):
-        from imagesr import samples
+        from imagesr.core import samples
 
         src = samples.materialize()["video"]
     out = os.path.join(workdir, "input" + os.path.splitext(src)[1])
@@ -169,7 +169,7 @@ def _vs_ffmpeg(clip: str, work: str, args) -> None:
     """The io route (decode -> RGB -> the pipeline -> encode, no model) against ``ffmpeg -i clip
     -vf scale=W:H -c:v libx264 -preset P -crf 18`` (decode, scale and encode in one process),
     alternated so both see the same machine."""
-    from imagesr.resize import imresize
+    from imagesr.core.resize import imresize
 
     frames = np.stack(list(iter_video_frames(clip)))
     n = len(frames)
@@ -242,8 +242,8 @@ def main():
         frames_p = np.stack(list(iter_video_frames(clip, planar=planar_in))) if planar_in else None
         for name in list(args.models) + extra:
             if name == "io":
-                from imagesr.colour import PlanarFormat, output_matrix
-                from imagesr.resize import imresize
+                from imagesr.core.colour import PlanarFormat, output_matrix
+                from imagesr.core.resize import imresize
 
                 outs = np.stack([imresize(f, size=OUT_SIZE) for f in frames])
                 out_fmt = PlanarFormat("yuv420p", *OUT_SIZE, output_matrix(OUT_SIZE[1], OUT_SIZE[0]))

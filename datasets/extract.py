@@ -62,7 +62,7 @@ def store_photo(data: bytes, dest: str, max_side: int) -> List[int]:
     import numpy as np
     from PIL import Image, ImageOps
 
-    from imagesr.resize import imresize
+    from imagesr.core.resize import imresize
 
     with Image.open(io.BytesIO(data)) as im:
         rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))

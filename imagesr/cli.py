@@ -12,11 +12,11 @@ import time
 import warnings
 from typing import List, Optional
 
-from imagesr import strict_json
-from imagesr.errors import Terminated, UserError, disk_full, sigterm_as_interrupt
-from imagesr.logs import configure_logging
-from imagesr.outputs import remove_claimed
-from imagesr.scale import scale_argument as scale_arg
+from imagesr.core import strict_json
+from imagesr.core.errors import Terminated, UserError, disk_full, sigterm_as_interrupt
+from imagesr.core.logs import configure_logging
+from imagesr.core.outputs import remove_claimed
+from imagesr.core.scale import scale_argument as scale_arg
 
 
 class UsageError(UserError):
@@ -34,14 +34,14 @@ def _positive_float(text: str) -> float:
 
 
 def _degradation(text: str):
-    """--degradation NAME as the one Degradation type (imagesr.degrade)."""
-    from imagesr import degrade
+    """--degradation NAME as the one Degradation type (imagesr.core.degrade)."""
+    from imagesr.core import degrade
 
     return degrade.check_available(degrade.parse(text))
 
 
 def _max_megapixels_argument(parser, what: str = "an image") -> None:
-    from imagesr.media.files import MAX_MEGAPIXELS
+    from imagesr.core.media.files import MAX_MEGAPIXELS
 
     parser.add_argument("--max-megapixels", type=_positive_float, default=MAX_MEGAPIXELS, metavar="MP",
                         help=f"refuse {what} larger than this many megapixels before decoding it (default "
@@ -52,7 +52,7 @@ def _max_megapixels_argument(parser, what: str = "an image") -> None:
 
 
 def _cmd_bench_bicubic(args) -> int:
-    from imagesr import evaluation
+    from imagesr.core import evaluation
 
     t0 = time.perf_counter()
     progress = (lambda msg: print(f"  {msg}", file=sys.stderr)) if args.verbose else None
@@ -94,8 +94,8 @@ def _cmd_records_count(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from imagesr import shipped
-    from imagesr.outputs import folder_output
+    from imagesr.core import shipped
+    from imagesr.core.outputs import folder_output
     from imagesr.training.data import find_record_files
     from imagesr.training.serving import MODEL_FOLDER
     from imagesr.training.trainer import TrainConfig, train
@@ -137,7 +137,7 @@ def _eval_files(examples: str) -> List[str]:
 
 
 def _cmd_evaluate(args) -> int:
-    from imagesr import evaluation, shipped
+    from imagesr.core import evaluation, shipped
     from imagesr.training.serving import load_upscaler
 
     degradation = _degradation(args.degradation)
@@ -159,7 +159,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_models(args) -> int:
-    from imagesr import shipped
+    from imagesr.core import shipped
 
     models = shipped.list_models()
     if args.json:
@@ -198,7 +198,7 @@ def _cmd_upscale(args) -> int:
 
 
 def _cmd_samples(args) -> int:
-    from imagesr import samples
+    from imagesr.core import samples
 
     paths = samples.materialize(args.dest)
     print(strict_json.dumps(paths, indent=2))

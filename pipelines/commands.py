@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Dict, List, Optional
 
-from imagesr.errors import UserError
+from imagesr.core.errors import UserError
 
 # No TFX import at module level: `imagesr --help` builds these parsers and must stay instant.
 
@@ -57,7 +57,7 @@ def _print_run(summary: Dict) -> None:
 
 
 def run_pipeline(args) -> int:
-    from imagesr import fs
+    from imagesr.core import fs
     from imagesr.pipelines import local_runner
 
     cfg = _config(args, importing=args.import_model is not None)
@@ -134,7 +134,7 @@ def report(args) -> int:
 
 def demo_config(workdir: str):
     """The whole pipeline on the built-in sample data, sized for a CPU in a few minutes."""
-    from imagesr import samples
+    from imagesr.core import samples
     from imagesr.pipelines.config import DEMO_NAME, PipelineConfig
 
     paths = samples.materialize(os.path.join(workdir, "samples"))
@@ -152,8 +152,8 @@ def demo_config(workdir: str):
 
 
 def shipped_model() -> Optional[str]:
-    """The default shipped model's folder (``imagesr.shipped.DEFAULT``), if installed."""
-    from imagesr import shipped
+    """The default shipped model's folder (``imagesr.core.shipped.DEFAULT``), if installed."""
+    from imagesr.core import shipped
 
     model = shipped.get(shipped.DEFAULT)
     return model.path if model is not None else None

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from imagesr import schemas as _schemas
-from imagesr.errors import UserError, check_types
-from imagesr.outputs import cache_dir
-from imagesr.scale import Scale
+from imagesr.core.errors import UserError, check_types
+from imagesr.core.outputs import cache_dir
+from imagesr.core.scale import Scale
 
 SCHEMA_DIR = os.path.dirname(os.path.abspath(_schemas.__file__))  # schema.pbtxt, installed or in the checkout
 
@@ -104,8 +104,8 @@ def check(config: PipelineConfig, importing: bool = False) -> None:
     range of every value, local folders it names, a training scale the patches do not make), in
     seconds, before TFX or Beam load. ``importing``: a run that evaluates and pushes a model
     trained elsewhere uses the evaluator's section only, and only that is checked."""
-    from imagesr.components.evaluator_config import EvaluatorConfig
-    from imagesr.patches import split_options
+    from imagesr.components.tfx.evaluator_config import EvaluatorConfig
+    from imagesr.core.patches import split_options
     from imagesr.training.trainer import TrainConfig
 
     where = "pipeline config"

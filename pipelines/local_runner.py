@@ -1,7 +1,7 @@
 """Run the TFX pipeline locally: LocalDagRunner, a sqlite MLMD store, DirectRunner for Beam.
 
 One run at a time per MLMD store: a run holds the store's lock
-(:class:`imagesr.outputs.OutputLock`, ``.metadata.sqlite.imagesr-lock`` beside it) from before
+(:class:`imagesr.core.outputs.OutputLock`, ``.metadata.sqlite.imagesr-lock`` beside it) from before
 it starts to after its summary is read, and a second run on the same pipeline root is refused
 with one line. Two runs at once would otherwise interleave in the store and in the push folder,
 and each command could not tell its own run from the other's.
@@ -16,8 +16,8 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from imagesr.errors import UserError
-from imagesr.outputs import OutputBusy, OutputLock, temporary_files_in
+from imagesr.core.errors import UserError
+from imagesr.core.outputs import OutputBusy, OutputLock, temporary_files_in
 from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_import_pipeline, create_pipeline
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
         [--patch-size 48] [--stride 24] [--residual] [--eval-fraction 0.05] [--runner ...]
         [any Beam pipeline option: --project, --region, --temp_location, ...]
 
-The output layout, staging and manifest are those of ``imagesr.components.patch_dataset`` (shared
+The output layout, staging and manifest are those of ``imagesr.components.beam.patch_dataset`` (shared
 with the TFX patch ExampleGen); this module parses the command line, configures the runner
 (multi-process DirectRunner by default, Dataflow when asked) and discovers the sources.
 """
@@ -30,7 +30,7 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from imagesr.components.patch_dataset import (  # noqa: F401  (re-exported for callers of the job)
+from imagesr.components.beam.patch_dataset import (  # noqa: F401  (re-exported for callers of the job)
     DEAD_LETTER,
     MANIFEST,
     RECORD_PREFIX,
@@ -40,12 +40,12 @@ from imagesr.components.patch_dataset import (  # noqa: F401  (re-exported for c
     count_records,
     produce_dataset,
 )
-from imagesr.components.patch_transform import BeamFS
-from imagesr.errors import sigterm_as_interrupt
-from imagesr.media import MAX_MEGAPIXELS
-from imagesr.patches import DIHEDRAL_MODES, JobOptions, PatchOptions
-from imagesr.scale import scale_argument as scale_arg
-from imagesr.sources import assign_splits, discover, join
+from imagesr.components.beam.patch_transform import BeamFS
+from imagesr.core.errors import sigterm_as_interrupt
+from imagesr.core.media import MAX_MEGAPIXELS
+from imagesr.core.patches import DIHEDRAL_MODES, JobOptions, PatchOptions
+from imagesr.core.scale import scale_argument as scale_arg
+from imagesr.core.sources import assign_splits, discover, join
 
 log = logging.getLogger(__name__)
 
@@ -205,14 +205,14 @@ def quiet_beam_logs() -> None:
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     # Worker log lines relayed by the local job service (option-parsing chatter at WARN; a failed
     # bundle at ERROR, which the driver's own error reports again: see quiet_worker_stderr).
-    from imagesr.logs import QUIET_WORKERS
+    from imagesr.core.logs import QUIET_WORKERS
 
     level = logging.CRITICAL if os.environ.get(QUIET_WORKERS) else logging.ERROR
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(level)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from imagesr.logs import configure_logging
+    from imagesr.core.logs import configure_logging
 
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = any(a in ("-v", "--verbose") for a in argv)

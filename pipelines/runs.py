@@ -5,9 +5,9 @@ import json
 import os
 from typing import Dict, List, Sequence
 
-from imagesr import fs
-from imagesr.components.evaluator_config import describe_timing, row_label
-from imagesr.errors import UserError
+from imagesr.components.tfx.evaluator_config import describe_timing, row_label
+from imagesr.core import fs
+from imagesr.core.errors import UserError
 
 COMPONENT_ORDER = ["PatchExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "ValidationGate",
                    "Trainer", "latest_blessed_model_resolver", "SREvaluator", "Pusher"]

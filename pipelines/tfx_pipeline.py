@@ -13,7 +13,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from imagesr.errors import UserError
+from imagesr.core.errors import UserError
 from imagesr.pipelines.config import SCHEMA_DIR, PipelineConfig, load_config  # noqa: F401  (the config's home; re-exported)
 from imagesr.training.trainer import TrainConfig, trainer_custom_config
 
@@ -26,9 +26,9 @@ def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_c
     Vertex runner passes the Vertex AI training Trainer that requests a GPU machine);
     ``beam_args_by_component`` adds Beam arguments per component id (Dataflow in the cloud).
     """
-    from imagesr.components.patch_example_gen import PatchExampleGen
-    from imagesr.components.sr_evaluator import SREvaluator
-    from imagesr.components.validation_gate import ValidationGate
+    from imagesr.components.tfx.patch_example_gen import PatchExampleGen
+    from imagesr.components.tfx.sr_evaluator import SREvaluator
+    from imagesr.components.tfx.validation_gate import ValidationGate
 
     if not config.inputs:
         raise UserError("the pipeline config lists no inputs (media folders, files or globs)")
@@ -83,8 +83,8 @@ def create_import_pipeline(config: PipelineConfig, model_source: str, metadata_c
     or gs://) -> ModelImporter (a copy in the pipeline root, with its provenance) -> Resolver
     (latest blessed model) -> SREvaluator -> Pusher: blessed or rejected exactly like a model
     the pipeline trained, under the same pipeline name, so the two kinds of run compare."""
-    from imagesr.components.model_importer import ModelImporter
-    from imagesr.components.sr_evaluator import SREvaluator
+    from imagesr.components.tfx.model_importer import ModelImporter
+    from imagesr.components.tfx.sr_evaluator import SREvaluator
 
     importer = ModelImporter(source=model_source)
     baseline = tfx.dsl.Resolver(
@@ -107,7 +107,7 @@ def create_import_pipeline(config: PipelineConfig, model_source: str, metadata_c
 
 def _pusher(model, blessing, config: PipelineConfig):
     """The Pusher: a blessed model to a new folder of its own under ``config.push_dir``."""
-    from imagesr.components.push import Pusher
+    from imagesr.components.tfx.push import Pusher
 
     return Pusher(model=model, model_blessing=blessing, push_destination=tfx.proto.PushDestination(
         filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)))

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 
 from tfx import v1 as tfx
 
-from imagesr.errors import UserError, check_keys
+from imagesr.core.errors import UserError, check_keys
 from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_pipeline
 
 BEAM_COMPONENTS = ("PatchExampleGen", "StatisticsGen")

@@ -88,7 +88,7 @@ def gcs_emulator():
         pytest.fail("GCS emulator did not start")
     old = os.environ.get("STORAGE_EMULATOR_HOST")
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    from imagesr.components.patch_transform import configure_gcs_emulator
+    from imagesr.components.beam.patch_transform import configure_gcs_emulator
 
     configure_gcs_emulator()
     yield f"http://127.0.0.1:{port}"

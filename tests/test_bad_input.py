@@ -17,9 +17,9 @@ import pytest
 from conftest import ROOT, make_video, smooth_image, write_png
 
 from imagesr import cli
-from imagesr.errors import UserError
-from imagesr.media import iter_video_frames, probe_video
-from imagesr.outputs import OutputLock
+from imagesr.core.errors import UserError
+from imagesr.core.media import iter_video_frames, probe_video
+from imagesr.core.outputs import OutputLock
 
 H, W = 48, 64
 FAST = ["--patch-size", "24", "--stride", "24", "--workers", "1", "--no-progress"]
@@ -110,7 +110,7 @@ def test_an_output_another_run_writes_is_refused(tmp_path, clip, target):
     """A second process writing the same output is refused at once; the first one's output
     and lock are untouched; once the holder has gone (even killed), the output is free."""
     out = tmp_path / target
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from imagesr.outputs import OutputLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from imagesr.core.outputs import OutputLock; "
                                "OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)", str(out)],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
@@ -499,7 +499,7 @@ def test_an_interrupted_command_exits_with_a_library_thread_still_waiting():
 
 
 def _shipped(name):
-    from imagesr import shipped
+    from imagesr.core import shipped
 
     model = shipped.get(name)
     if model is None:
@@ -509,7 +509,7 @@ def _shipped(name):
 
 def _holding(path):
     """A separate process holding ``path``'s OutputLock until killed."""
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from imagesr.outputs import OutputLock; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from imagesr.core.outputs import OutputLock; "
                                "OutputLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(300)", str(path)],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -542,7 +542,7 @@ def test_a_push_never_reuses_a_folder(tmp_path):
     """Variant: the push folders of the next seconds exist already (another pipeline pushing to
     the same place, or a second push within the second): each push takes a new one, created."""
     pytest.importorskip("tfx")
-    from imagesr.components.push import claim_version, copy_model
+    from imagesr.components.tfx.push import claim_version, copy_model
 
     base = tmp_path / "serving"
     for t in range(1000, 1006):
@@ -743,7 +743,7 @@ def test_a_model_that_cannot_make_finite_frames_is_refused(tmp_path, capsys, fil
     _one_line(err, "bad.keras", needle)
     assert sorted(os.listdir(tmp_path)) == ["a.png", "bad.keras"]
     pytest.importorskip("tfx")
-    from imagesr.components.model_importer import import_model
+    from imagesr.components.tfx.model_importer import import_model
 
     with pytest.raises(UserError, match=needle):  # the ModelImporter fails: nothing is evaluated or pushed
         import_model(model, str(tmp_path / "imported"))
@@ -1057,7 +1057,7 @@ def test_patches_on_a_full_disk(tmp_path):
 
 def _named_for_split(folder, split, eval_fraction, n=1, start=0):
     """``n`` PNG names whose source lands in ``split`` at ``eval_fraction`` (the split is a hash)."""
-    from imagesr.sources import _key_hash
+    from imagesr.core.sources import _key_hash
 
     names, i = [], start
     while len(names) < n:
@@ -1202,7 +1202,7 @@ def test_an_interruption_while_a_temporary_output_is_claimed_leaves_nothing(tmp_
     Ctrl-C between a video writer creating its temporary file and starting its encoder left the
     file, which had no owner yet to remove it. Here a command is interrupted right after it
     claimed a temporary file and folder: the command line removes both."""
-    script = ("import sys, imagesr.cli as c, imagesr.outputs as o\n"
+    script = ("import sys, imagesr.cli as c, imagesr.core.outputs as o\n"
               "def interrupted(args):\n"
               "    o.claim_partial(sys.argv[1])\n"
               "    o.claim_partial(sys.argv[1] + '-frames', folder=True)\n"

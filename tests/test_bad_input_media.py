@@ -14,7 +14,7 @@ from test_bad_input import _one_line
 from test_live import FFMPEG, av_offset, make_source, probe, streams
 
 from imagesr import cli
-from imagesr.media import iter_video_frames, list_frames
+from imagesr.core.media import iter_video_frames, list_frames
 
 
 def _run(capsys, *argv):

@@ -1,4 +1,4 @@
-"""The two patches of Beam's private internals (imagesr.components.beam_internals): each does
+"""The two patches of Beam's private internals (imagesr.components.beam.beam_internals): each does
 what it says on the Beam it was tested for, and on any other Beam keeps Beam's own behaviour."""
 
 import io
@@ -11,7 +11,7 @@ beam = pytest.importorskip("apache_beam")
 from apache_beam.io import filesystem, tfrecordio  # noqa: E402
 
 from imagesr.components import beam_internals  # noqa: E402
-from imagesr.records import iter_tfrecord  # noqa: E402
+from imagesr.core.records import iter_tfrecord  # noqa: E402
 
 
 def test_gzip_level_writes_at_the_fastest_level(tmp_path):

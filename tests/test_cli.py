@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from imagesr import cli, samples
+from imagesr import cli
+from imagesr.core import samples
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +26,7 @@ def test_samples_layout(sample_paths):
 
     assert len(os.listdir(sample_paths["bench"])) == 3 and len(os.listdir(sample_paths["train"])) == 4
     assert len(os.listdir(sample_paths["frames"])) == 8
-    from imagesr.media import probe_video
+    from imagesr.core.media import probe_video
 
     info = probe_video(sample_paths["video"])
     assert (info.width, info.height, info.frame_count) == (1280, 720, 30)

@@ -1,4 +1,4 @@
-"""Y'CbCr <-> RGB (imagesr.colour) against the real ffmpeg, the matrix policy, and colour
+"""Y'CbCr <-> RGB (imagesr.core.colour) against the real ffmpeg, the matrix policy, and colour
 tags on what imagesr writes: an HD video comes out tagged BT.709 and converted with it, so a
 player shows the colours that went in."""
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from conftest import make_video, smooth_image
 
-from imagesr.colour import PlanarFormat, output_matrix, stream_matrix
-from imagesr.media import VideoWriter, ffmpeg_binary, iter_video_frames, probe_video
-from imagesr.media.probe import _banner_colour, _probe_from_banner
+from imagesr.core.colour import PlanarFormat, output_matrix, stream_matrix
+from imagesr.core.media import VideoWriter, ffmpeg_binary, iter_video_frames, probe_video
+from imagesr.core.media.probe import _banner_colour, _probe_from_banner
 
 
 def _ffmpeg(args, data: bytes) -> bytes:

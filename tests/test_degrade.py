@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import make_video, smooth_image, write_png
 
-from imagesr import degrade
-from imagesr.records import decode_pair
+from imagesr.core import degrade
+from imagesr.core.records import decode_pair
 
 FAST = ["--patch-size", "24", "--stride", "24", "--workers", "1", "--no-progress", "--eval-fraction", "0"]
 
@@ -65,13 +65,13 @@ def test_realistic_records_are_reproducible_named_and_counted(tmp_path):
     files = lambda o: sorted(os.listdir(os.path.join(o, "Split-train")))  # noqa: E731
     assert files(outs[0]) == files(outs[1])
     for name in files(outs[0]):
-        from imagesr.records import iter_tfrecord
+        from imagesr.core.records import iter_tfrecord
 
         a = list(iter_tfrecord(os.path.join(outs[0], "Split-train", name)))
         b = list(iter_tfrecord(os.path.join(outs[1], "Split-train", name)))
         assert collections.Counter(a) == collections.Counter(b)  # byte-identical records
     manifest = json.load(open(os.path.join(outs[0], "manifest.json")))
-    from imagesr.records import iter_tfrecord
+    from imagesr.core.records import iter_tfrecord
 
     counted = collections.Counter()
     for name in files(outs[0]):
@@ -108,7 +108,7 @@ def test_evaluate_on_the_real_video_path(tmp_path, capsys):
                                           ("h264-crf23+nearest", "unknown part")])
 def test_a_malformed_degradation_name_is_one_line(tmp_path, capsys, name, message):
     from imagesr import cli
-    from imagesr.media import write_image
+    from imagesr.core.media import write_image
 
     folder = tmp_path / "hr"
     folder.mkdir()

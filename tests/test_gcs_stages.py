@@ -9,7 +9,7 @@ import os
 import pytest
 from conftest import smooth_image, write_png
 
-from imagesr import fs
+from imagesr.core import fs
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +44,10 @@ def test_fs_layer_on_gcs(bucket, tmp_path):
 def test_records_trainer_model_evaluator_on_gcs(bucket, tmp_path):
     from tfx.components.trainer.fn_args_utils import FnArgs
 
-    from imagesr.components.evaluator_config import EvaluatorConfig
-    from imagesr.components.sr_evaluator import evaluate_model
+    from imagesr.components.tfx.evaluator_config import EvaluatorConfig
+    from imagesr.components.tfx.sr_evaluator import evaluate_model
+    from imagesr.core.scale import Scale
     from imagesr.pipelines import patch_job
-    from imagesr.scale import Scale
     from imagesr.training.serving import load_upscaler
     from imagesr.training.trainer import run_fn, trainer_custom_config
 
@@ -93,7 +93,7 @@ def test_the_gate_reads_anomalies_on_gcs_and_fails_closed(bucket):
     from tensorflow_metadata.proto.v0 import anomalies_pb2
     from tfx.types import artifact_utils, standard_artifacts
 
-    from imagesr.components.validation_gate import SchemaAnomalies, read_anomalies
+    from imagesr.components.tfx.validation_gate import SchemaAnomalies, read_anomalies
 
     art = standard_artifacts.ExampleAnomalies()
     art.uri = "gs://imagesr-stages/pipeline/ExampleValidator/anomalies/5"

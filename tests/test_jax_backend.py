@@ -88,7 +88,7 @@ def test_train_and_export_on_jax_without_tensorflow(tmp_path):
     assert 0 < b["steps"] < 10**6 and b["final_learning_rate"] < 0.1 * 1e-3, b
     assert b["train_seconds"] < 6 * 3, b
     # the bicubic baseline on the device is the MATLAB core (up to float32 rounding ties)
-    from imagesr.resize import imresize
+    from imagesr.core.resize import imresize
 
     frames = np.random.default_rng(1).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
     core = np.stack([imresize(f, size=(30, 42)) for f in frames])
@@ -105,7 +105,7 @@ def test_upscale_command_on_jax_without_tensorflow(tmp_path):
     the same frames as the TensorFlow backend gives for the shipped model."""
     from conftest import make_video
 
-    from imagesr.media import decode_image, list_frames
+    from imagesr.core.media import decode_image, list_frames
     from imagesr.upscale import DEFAULT_MODEL
 
     if not os.path.isfile(os.path.join(DEFAULT_MODEL, "model.keras")):
@@ -132,7 +132,7 @@ def test_upscale_command_on_jax_without_tensorflow(tmp_path):
 PLANAR_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from imagesr import shipped
+    from imagesr.core import shipped
     from imagesr.upscale import upscale
     from imagesr.training.models import build_model
     from imagesr.training.serving import export_model, load_upscaler
@@ -163,8 +163,8 @@ def test_planar_route_on_jax_gives_the_rgb_route_frames(tmp_path):
     on a CPU (no host link to save) it is used only when asked for."""
     from conftest import make_video
 
-    from imagesr.media import iter_video_frames, probe_video
-    from imagesr.metrics import psnr
+    from imagesr.core.media import iter_video_frames, probe_video
+    from imagesr.core.metrics import psnr
 
     clips = [make_video(tmp_path / "c420.mp4", frames=6, size=(48, 64)),
              make_video(tmp_path / "c444.mp4", frames=6, size=(48, 64), pix_fmt="yuv444p")]

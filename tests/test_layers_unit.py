@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from imagesr.errors import UserError
-from imagesr.scale import Scale, ScaleError
+from imagesr.core.errors import UserError
+from imagesr.core.scale import Scale, ScaleError
 
 # --------------------------------------------------------------------------- core: Scale
 
@@ -31,7 +31,7 @@ def test_scale_is_exact_and_carries_what_stages_need():
 
 
 def test_one_output_size_rule():
-    from imagesr.resize import output_size
+    from imagesr.core.resize import output_size
 
     assert output_size((720, 1280), Scale(1.5)) == (1080, 1920)
     assert output_size((853, 480), Scale(1.5)) == (1280, 720)  # ceil, exactly
@@ -42,7 +42,7 @@ def test_bicubic_weights_have_one_source():
     """The Keras layers' phase table is the numpy core's contributions, cast to float32."""
     from fractions import Fraction
 
-    from imagesr.resize import contributions
+    from imagesr.core.resize import contributions
     from imagesr.training.layers import _phase_table
 
     period, shift, left, weights = _phase_table(Fraction(3, 2))
@@ -78,7 +78,7 @@ def test_architecture_specs_answer_for_the_models():
 
 
 def test_shipped_files_load_through_their_specs():
-    from imagesr import shipped
+    from imagesr.core import shipped
     from imagesr.training.serving import load_upscaler
 
     for m in shipped.list_models():
@@ -137,7 +137,7 @@ def test_pipeline_config_accepts_a_consistent_one(tmp_path):
 
 
 def test_option_splitting():
-    from imagesr.patches import JOB_OPTIONS, split_options
+    from imagesr.core.patches import JOB_OPTIONS, split_options
 
     opts, job = split_options({"scales": [2, 1.5], "patch_size": 48, "stride": 24, "eval_fraction": 0.2})
     assert opts.scales == (2, 1.5) and job == dict(JOB_OPTIONS, eval_fraction=0.2)
@@ -154,7 +154,7 @@ def test_crop_is_aligned_on_both_readers_and_refused_when_it_cannot_be(tmp_path,
     (it used to train on misaligned pairs on TensorFlow and fail on JAX)."""
     from test_training import make_dataset
 
-    from imagesr.records import decode_pair, iter_tfrecord
+    from imagesr.core.records import decode_pair, iter_tfrecord
     from imagesr.training import data
     from imagesr.training.trainer import TrainConfig
 
@@ -177,8 +177,8 @@ def test_crop_is_aligned_on_both_readers_and_refused_when_it_cannot_be(tmp_path,
 
 
 def test_blessing_decision():
-    from imagesr.components.evaluator_config import EvaluatorConfig
-    from imagesr.components.sr_evaluator import decide
+    from imagesr.components.tfx.evaluator_config import EvaluatorConfig
+    from imagesr.components.tfx.sr_evaluator import decide
 
     rows = [{"benchmark": "Set5", "degradation": "clean", "scale": 2.0, "model": "candidate", "psnr_y": 37.0},
             {"benchmark": "Set5", "degradation": "clean", "scale": 2.0, "model": "bicubic", "psnr_y": 33.7},
@@ -224,7 +224,7 @@ def _anomalies_artifact(tmp_path, splits, diffs):
 
 
 def test_reading_anomalies_and_failing_closed(tmp_path):
-    from imagesr.components.validation_gate import SchemaAnomalies, read_anomalies
+    from imagesr.components.tfx.validation_gate import SchemaAnomalies, read_anomalies
 
     clean = _anomalies_artifact(tmp_path / "a", ["train", "eval"], {"train": {}, "eval": {}})
     assert read_anomalies(clean) == {}

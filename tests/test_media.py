@@ -8,8 +8,8 @@ import pytest
 from conftest import make_video, shared_path, smooth_image, write_png
 from PIL import Image
 
-from imagesr import media
-from imagesr.media import MediaError
+from imagesr.core import media
+from imagesr.core.media import MediaError
 
 # --------------------------------------------------------------------------- images
 

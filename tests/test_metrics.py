@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import shared_path, smooth_image
 
-from imagesr import evaluation
-from imagesr.metrics import psnr, rgb_to_y, ssim
+from imagesr.core import evaluation
+from imagesr.core.metrics import psnr, rgb_to_y, ssim
 
 
 def test_y_channel_matches_matlab_rgb2ycbcr():

@@ -10,7 +10,7 @@ import pytest
 from test_live import FFMPEG, probe, streams
 
 from imagesr import cli
-from imagesr.media import hdr_metadata
+from imagesr.core.media import hdr_metadata
 
 MASTER = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
 

@@ -15,11 +15,11 @@ import pytest
 from conftest import make_video, smooth_image, write_png
 from PIL import Image
 
-from imagesr import records
+from imagesr.core import records
+from imagesr.core.records import decode_pair
+from imagesr.core.resize import crop_to_multiple, downscale
 from imagesr.pipelines import patch_job
 from imagesr.pipelines.patch_job import PatchJobError
-from imagesr.records import decode_pair
-from imagesr.resize import crop_to_multiple, downscale
 
 pytestmark = pytest.mark.slow
 
@@ -121,9 +121,9 @@ def test_transform_with_test_pipeline(media_dir):
     from apache_beam.testing.test_pipeline import TestPipeline
     from apache_beam.testing.util import assert_that, equal_to
 
-    from imagesr.components.patch_transform import MediaToPatchPairs
-    from imagesr.patches import PatchOptions
-    from imagesr.sources import Source
+    from imagesr.components.beam.patch_transform import MediaToPatchPairs
+    from imagesr.core.patches import PatchOptions
+    from imagesr.core.sources import Source
 
     good = Source("image", "photos", "photos/img0.png", "photos/img0.png", (str(media_dir / "photos" / "img0.png"),), split="eval")
     bad = Source("invalid", "photos", "photos/x.txt", "photos/x.txt", ("x.txt",), reason="not media")
@@ -284,7 +284,7 @@ def test_dataflow_job_description_offline(tmp_path):
     from apache_beam.options.pipeline_options import GoogleCloudOptions, SetupOptions, TestOptions, WorkerOptions
     from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 
-    from imagesr.patches import PatchOptions
+    from imagesr.core.patches import PatchOptions
 
     args, beam_argv = patch_job.build_parser().parse_known_args([
         "--input", "gs://bucket/media", "--output", "gs://bucket/patches", "--runner", "DataflowRunner",
@@ -316,10 +316,10 @@ def test_dataflow_job_description_offline(tmp_path):
 def test_progress_weighs_sources_by_their_work(media_dir, tmp_path, capsys):
     """The ETA counts megapixels, not sources: the estimate from headers equals what the
     job decodes, for an image, a DAVIS sequence and a video alike."""
-    from imagesr.components.patch_dataset import MarkerProgress
-    from imagesr.components.patch_transform import _write_progress
-    from imagesr.patches import PatchOptions
-    from imagesr.sources import assign_splits, discover, estimated_megapixels, process_source
+    from imagesr.components.beam.patch_dataset import MarkerProgress
+    from imagesr.components.beam.patch_transform import _write_progress
+    from imagesr.core.patches import PatchOptions
+    from imagesr.core.sources import assign_splits, discover, estimated_megapixels, process_source
 
     sources = assign_splits(discover([str(media_dir)]), 0.3)
     assert {s.kind for s in sources} == {"image", "frames", "video"}
@@ -349,7 +349,7 @@ def test_progress_weighs_sources_by_their_work(media_dir, tmp_path, capsys):
 
 
 def test_progress_line_eta_from_the_fraction_of_work(capsys):
-    from imagesr.progress import ProgressLine
+    from imagesr.core.progress import ProgressLine
 
     line = ProgressLine("job", total=4, unit="sources")
     line.t0 -= 30

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from conftest import smooth_image
 
-from imagesr.patches import PatchOptions, residual_target, sample_frame
-from imagesr.resize import crop_to_multiple, downscale, imresize
+from imagesr.core.patches import PatchOptions, residual_target, sample_frame
+from imagesr.core.resize import crop_to_multiple, downscale, imresize
 
 
 def test_lr_patches_are_the_frame_bicubic_at_that_place():

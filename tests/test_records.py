@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from imagesr import records
-from imagesr.records import PatchPair, RecordError
+from imagesr.core import records
+from imagesr.core.records import PatchPair, RecordError
 
 SCHEMA = __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "schemas", "schema.pbtxt")
 

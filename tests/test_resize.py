@@ -7,8 +7,8 @@ import pytest
 from conftest import shared_path, smooth_image
 from PIL import Image
 
-from imagesr.resize import crop_to_multiple, downscale, imresize, output_size
-from imagesr.scale import Scale
+from imagesr.core.resize import crop_to_multiple, downscale, imresize, output_size
+from imagesr.core.scale import Scale
 
 
 def reference_imresize_axis(a, out_len, scale):

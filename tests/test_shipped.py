@@ -7,10 +7,11 @@ import os
 import numpy as np
 import pytest
 
-from imagesr import cli, shipped
-from imagesr.media import decode_image, write_image
-from imagesr.metrics import psnr
-from imagesr.resize import imresize
+from imagesr import cli
+from imagesr.core import shipped
+from imagesr.core.media import decode_image, write_image
+from imagesr.core.metrics import psnr
+from imagesr.core.resize import imresize
 
 NAMES = ("subpixel_x1.5", "subpixel_x1.5_clean", "subpixel_x2", "subpixel_x3", "subpixel_x4", "vdsr")
 
@@ -70,7 +71,7 @@ def test_scale_2_uses_the_x2_model_and_beats_bicubic_on_a_real_photo(tmp_path, c
     """`imagesr upscale --scale 2` picks subpixel_x2 by itself, and on a real photograph
     (scikit-image's coffee, never trained on) it beats `--model bicubic` through the same path."""
     _installed()
-    from imagesr import samples
+    from imagesr.core import samples
 
     hr = samples.photo("coffee")[:256, 100:420]  # 256x320, a multiple of 2
     lr = imresize(hr, scale=0.5)
@@ -95,7 +96,7 @@ def test_each_standard_scale_has_its_efficient_model_and_it_beats_bicubic(tmp_pa
     """`--scale 3` and `--scale 4` pick the CPU-trained efficient models, which beat bicubic
     on a real photograph through the command path."""
     _installed()
-    from imagesr import samples
+    from imagesr.core import samples
 
     hr = samples.photo("coffee")[:240, 100:436]  # 240x336: a multiple of 3 and of 4
     src = str(tmp_path / "lr.png")
@@ -150,7 +151,7 @@ def test_each_shipped_model_reproduces_its_card_on_set5(name):
     _installed()
     from conftest import shared_path
 
-    from imagesr.evaluation import evaluate_folder
+    from imagesr.core.evaluation import evaluate_folder
     from imagesr.training.serving import load_upscaler
 
     model = shipped.get(name)

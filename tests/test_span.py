@@ -15,7 +15,7 @@ tf = pytest.importorskip("tensorflow")
 
 from test_training import make_dataset  # noqa: E402
 
-from imagesr.scale import Scale  # noqa: E402
+from imagesr.core.scale import Scale  # noqa: E402
 from imagesr.training.layers import BicubicResize  # noqa: E402
 from imagesr.training.models import SPECS, architecture, build_model, multiply_adds, spec_of  # noqa: E402
 from imagesr.training.reparam import RepConv3x3, fold  # noqa: E402

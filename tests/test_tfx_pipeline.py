@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 tfx = pytest.importorskip("tfx")
 
-from imagesr import cli, samples  # noqa: E402
+from imagesr import cli  # noqa: E402
+from imagesr.core import samples  # noqa: E402
 from imagesr.pipelines import local_runner, runs  # noqa: E402
 from imagesr.pipelines.tfx_pipeline import SCHEMA_DIR, load_config  # noqa: E402
 
@@ -170,7 +171,7 @@ def test_a_model_trained_elsewhere_enters_with_its_provenance(sample_paths, tmp_
     """`imagesr pipeline run --import-model`: ModelImporter (a copy in the pipeline root, with
     the card's provenance) -> evaluator -> Pusher; blessed and pushed like a trained model, and
     `runs show --json` tells where it came from."""
-    from imagesr import shipped
+    from imagesr.core import shipped
 
     model = shipped.get("subpixel_x2")
     if model is None:
@@ -293,7 +294,7 @@ def test_two_runs_on_one_root_at_once_each_push_their_own_model(sample_paths, tm
     import re
     import time
 
-    from imagesr import shipped
+    from imagesr.core import shipped
 
     models = [shipped.get("subpixel_x2"), shipped.get("subpixel_x3")]
     if None in models:

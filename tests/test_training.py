@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import smooth_image, write_png
 
-from imagesr.patches import PatchOptions
-from imagesr.records import encode_features, write_tfrecord
-from imagesr.resize import imresize
-from imagesr.sources import Source, process_source
+from imagesr.core.patches import PatchOptions
+from imagesr.core.records import encode_features, write_tfrecord
+from imagesr.core.resize import imresize
+from imagesr.core.sources import Source, process_source
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
@@ -27,7 +27,7 @@ from imagesr.training.trainer import TrainConfig, evaluate_patches, train  # noq
 
 def real_crop(i, size=(96, 120)):
     """Crops of real photographs shipped with scikit-image (texture a model can learn)."""
-    from imagesr.samples import photo
+    from imagesr.core.samples import photo
 
     names = ("chelsea", "coffee", "rocket", "motorcycle", "astronaut")
     img = photo(names[i % len(names)])

@@ -9,8 +9,8 @@ import pytest
 from conftest import make_video, shared_path, smooth_image, write_png
 
 from imagesr import cli
-from imagesr.media import decode_image, iter_video_frames, list_frames, probe_video
-from imagesr.resize import imresize
+from imagesr.core.media import decode_image, iter_video_frames, list_frames, probe_video
+from imagesr.core.resize import imresize
 from imagesr.upscale import DEFAULT_MODEL, FrameProcessor
 
 H, W = 48, 64  # input frames; x1.5 -> 72x96
@@ -255,7 +255,7 @@ def test_existing_output_is_replaced_only_when_complete(clip, tmp_path, capsys):
 
 
 def test_temporary_names_are_the_runs_own(tmp_path):
-    from imagesr.outputs import claim_partial, is_partial_of
+    from imagesr.core.outputs import claim_partial, is_partial_of
 
     target = str(tmp_path / "out.mp4")
     a, b = claim_partial(target), claim_partial(target)
@@ -329,8 +329,8 @@ def test_default_model(clip, tmp_path, capsys):
 
 @pytest.mark.shared_data
 def test_shipped_model_beats_bicubic_on_real_footage(tmp_path, capsys):
-    from imagesr.media import encode_video
-    from imagesr.metrics import psnr
+    from imagesr.core.media import encode_video
+    from imagesr.core.metrics import psnr
 
     video = shared_path("video", "cockatoo.mp4")
     if not os.path.isfile(os.path.join(DEFAULT_MODEL, "model.keras")):

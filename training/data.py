@@ -3,7 +3,7 @@
 Two readers give the same (inputs, targets) for the same records:
 
 * :func:`tf_dataset`: tf.data, for the TensorFlow backend and the TFX Trainer;
-* :func:`numpy_batches`: pure Python + numpy through ``imagesr.records`` (no TensorFlow), for
+* :func:`numpy_batches`: pure Python + numpy through ``imagesr.core.records`` (no TensorFlow), for
   the JAX backend on the GPU machine.
 
 Per record, for a model of kind ``vdsr`` the input is the bicubic upscale of the LR patch at
@@ -25,10 +25,10 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from imagesr.errors import UserError
-from imagesr.records import RecordError, decode_pair, iter_tfrecord
-from imagesr.resize import imresize
-from imagesr.scale import Scale
+from imagesr.core.errors import UserError
+from imagesr.core.records import RecordError, decode_pair, iter_tfrecord
+from imagesr.core.resize import imresize
+from imagesr.core.scale import Scale
 
 log = logging.getLogger(__name__)
 

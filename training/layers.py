@@ -1,7 +1,7 @@
 """Backend-neutral Keras 3 layers for SR models: MATLAB bicubic resize, pixel (un)shuffle and
 SPAN's parameter-free attention (the re-parameterisable convolution: ``imagesr.training.reparam``).
 
-``BicubicResize`` is ``imagesr.resize.imresize`` expressed in ``keras.ops`` (same kernel,
+``BicubicResize`` is ``imagesr.core.resize.imresize`` expressed in ``keras.ops`` (same kernel,
 same coordinate mapping, same mirrored borders, same height-then-width order and, with
 ``quantize=True``, the same uint8 rounding between and after the passes), so a model can
 carry its own bicubic input or skip connection and give bit-identical results to the numpy
@@ -16,15 +16,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from imagesr.resize import contributions, cubic
-from imagesr.scale import Scale
+from imagesr.core.resize import contributions, cubic
+from imagesr.core.scale import Scale
 
 
 def _phase_table(ratio: Fraction):
     """Weights and left taps of MATLAB's contributions for one period of output positions.
 
     For a ratio num/den, output x + num reads input taps shifted by exactly den with the same
-    weights, so the float64 table of one period (from :func:`imagesr.resize.contributions`,
+    weights, so the float64 table of one period (from :func:`imagesr.core.resize.contributions`,
     the numpy core's own, then cast to float32) plus integer offsets reproduces the core
     exactly, on any backend and without float64 on the device.
     """
@@ -106,7 +106,7 @@ def bicubic_resize(x, scale=None, size=None, quantize: bool = True):
     """MATLAB bicubic of an NHWC float tensor in [0, 255], by an SR ``scale`` or to ``size`` (h, w).
 
     With ``scale`` the output side is MATLAB's ``ceil(scale * side)`` (the rule of
-    :func:`imagesr.resize.output_size`); spatial sizes may be dynamic (TF graphs) or static
+    :func:`imagesr.core.resize.output_size`); spatial sizes may be dynamic (TF graphs) or static
     (JAX). With ``size`` the per-axis ratio is ``out / in`` exactly and the input size must be
     static.
     """

@@ -22,11 +22,11 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from imagesr import fs
-from imagesr.errors import UserError
-from imagesr.outputs import temporary_files_in
-from imagesr.resize import imresize, output_size
-from imagesr.scale import Scale
+from imagesr.core import fs
+from imagesr.core.errors import UserError
+from imagesr.core.outputs import temporary_files_in
+from imagesr.core.resize import imresize, output_size
+from imagesr.core.scale import Scale
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
@@ -185,7 +185,7 @@ class FrameUpscaler:
     """Upscale uint8 RGB frames to a given size with a model (or bicubic).
 
     ``__call__(frames, size)`` takes HxWx3 or NxHxWx3 uint8 and returns uint8 of the same rank.
-    ``evaluation_upscaler`` adapts it to ``imagesr.evaluation``'s Upscaler signature.
+    ``evaluation_upscaler`` adapts it to ``imagesr.core.evaluation``'s Upscaler signature.
     """
 
     def __init__(self, model=None, name: str = "bicubic"):
@@ -247,7 +247,7 @@ class FrameUpscaler:
         the rounding. Only uint8 crosses the host link, and the host does no per-pixel work,
         which at 1080p would otherwise cost more than the network itself.
 
-        ``planar``: (input, output) :class:`imagesr.colour.PlanarFormat` for frames that are
+        ``planar``: (input, output) :class:`imagesr.core.colour.PlanarFormat` for frames that are
         flat Y'CbCr vectors (the video decoder's and encoder's own layout): the colour
         conversions run on the device too, and 4:2:0 halves the bytes on the host link and in
         the pipes compared with RGB."""

@@ -21,10 +21,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from imagesr import strict_json
-from imagesr.errors import UserError, check_keys, check_types
-from imagesr.scale import Scale
-from imagesr.scale import scales as scales_of
+from imagesr.core import strict_json
+from imagesr.core.errors import UserError, check_keys, check_types
+from imagesr.core.scale import Scale
+from imagesr.core.scale import scales as scales_of
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def _backend() -> str:
 
 
 def _y_psnr_batch(pred: np.ndarray, target: np.ndarray) -> float:
-    from imagesr.metrics import psnr
+    from imagesr.core.metrics import psnr
 
     vals = [psnr(np.clip(np.floor(p + 0.5), 0, 255), t) for p, t in zip(pred, target)]
     finite = [v for v in vals if math.isfinite(v)]
@@ -111,7 +111,7 @@ class _Progress:
     def __init__(self, total: int, every: int):
         import keras
 
-        from imagesr.progress import ProgressLine
+        from imagesr.core.progress import ProgressLine
 
         self.line = line = ProgressLine("train", total, "steps")
         self.offset = 0
@@ -261,7 +261,7 @@ def build_or_load(config: TrainConfig):
 
     if not config.warm_start:
         return build_model(config.model, scale=config.scales[0], **config.model_args)
-    from imagesr import fs
+    from imagesr.core import fs
     from imagesr.training.serving import load_keras_model
 
     with fs.local_tree(config.warm_start) as local:  # a pushed model may be on gs://
@@ -360,7 +360,7 @@ def train(config: TrainConfig, train_files: Sequence[str], eval_files: Sequence[
 
 def evaluate_patches(model, config: TrainConfig, files: Sequence[str]) -> Dict:
     """Y-PSNR of the model and of bicubic on the first ``eval_batches`` batches of ``files``."""
-    from imagesr.resize import imresize
+    from imagesr.core.resize import imresize
     from imagesr.training.data import numpy_batches
     from imagesr.training.models import spec as build_spec
 
@@ -386,7 +386,7 @@ def evaluate_patches(model, config: TrainConfig, files: Sequence[str]) -> Dict:
 
 def _expand(patterns: Sequence[str]) -> List[str]:
     """TFX's file patterns (``<uri>/Split-train/*``, or a folder), local or gs://."""
-    from imagesr import fs
+    from imagesr.core import fs
 
     out: List[str] = []
     for p in patterns:
@@ -397,7 +397,7 @@ def _expand(patterns: Sequence[str]) -> List[str]:
 def _stage(files: Sequence[str], folder: str) -> List[str]:
     """Local copies of remote record files (tf.data and the reader read local files; copies keep
     their base names, distinct per split folder)."""
-    from imagesr import fs
+    from imagesr.core import fs
 
     out = []
     for i, f in enumerate(files):
@@ -429,7 +429,7 @@ def run_fn(fn_args) -> None:
     gs:// (records staged locally for training; the model exported locally, then uploaded)."""
     import tempfile
 
-    from imagesr import fs
+    from imagesr.core import fs
 
     custom = fn_args.custom_config or {}
     if not isinstance(custom.get(TRAINER_CONFIG_KEY), dict):

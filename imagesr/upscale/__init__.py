@@ -15,7 +15,7 @@
 The model is loaded lazily through :func:`imagesr.training.serving.load_upscaler` (importing
 this package loads neither TensorFlow nor Keras). Output goes to a temporary name of the run's
 own beside the target and is renamed only once complete (a stream output is written as it
-goes); a run holds the output's lock (:class:`imagesr.outputs.OutputLock`), so a second run
+goes); a run holds the output's lock (:class:`imagesr.core.outputs.OutputLock`), so a second run
 to the same output is refused.
 """
 

@@ -12,8 +12,8 @@ import os
 import sys
 import time
 
-from imagesr.errors import UserError
-from imagesr.media import is_image_path, is_video_path, natural_key
+from imagesr.core.errors import UserError
+from imagesr.core.media import is_image_path, is_video_path, natural_key
 from imagesr.upscale.frames import load_model
 from imagesr.upscale.options import H264_CONTAINERS, UpscaleError
 

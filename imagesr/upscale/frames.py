@@ -9,10 +9,10 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from imagesr import shipped
-from imagesr.colour import PlanarFormat, output_matrix
-from imagesr.resize import imresize, output_size
-from imagesr.scale import Scale
+from imagesr.core import shipped
+from imagesr.core.colour import PlanarFormat, output_matrix
+from imagesr.core.resize import imresize, output_size
+from imagesr.core.scale import Scale
 from imagesr.upscale.options import DEFAULT_MODEL, Size, UpscaleError, _fmt_size
 
 

@@ -15,8 +15,8 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
-from imagesr.colour import PlanarFormat
-from imagesr.media import (
+from imagesr.core.colour import PlanarFormat
+from imagesr.core.media import (
     MAX_MEGAPIXELS,
     MediaError,
     VideoDecoder,
@@ -33,7 +33,7 @@ from imagesr.media import (
     parse_banner,
     probe_video,
 )
-from imagesr.media.files import _stderr_tail
+from imagesr.core.media.files import _stderr_tail
 from imagesr.upscale.options import Size
 
 REPEAT = None  # a frame slot showing the previous output frame again (an animation frame held, a dropped frame)
@@ -188,7 +188,7 @@ class LiveReader:
                "pipe:1"]
         self.proc = subprocess.Popen(cmd, stdin=None if source == "-" else subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        from imagesr.media.encode import widen_pipe
+        from imagesr.core.media.encode import widen_pipe
 
         widen_pipe(self.proc.stdout)
         self.banner: List[str] = []

@@ -10,11 +10,11 @@ import re
 import subprocess
 from typing import Optional, Tuple
 
-from imagesr import shipped
-from imagesr.errors import UserError
-from imagesr.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from imagesr.media.files import url_scheme
-from imagesr.resize import output_size
+from imagesr.core import shipped
+from imagesr.core.errors import UserError
+from imagesr.core.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from imagesr.core.media.files import url_scheme
+from imagesr.core.resize import output_size
 
 DEFAULT_MODEL = os.path.join(shipped.ASSETS, shipped.DEFAULT)
 DEFAULT_SCALE = 1.5
@@ -137,7 +137,7 @@ def stream_format(path: str, fmt: Optional[str]) -> Optional[str]:
 
 @functools.lru_cache(maxsize=None)
 def _ffmpeg_list(what: str) -> str:
-    from imagesr.media import ffmpeg_binary
+    from imagesr.core.media import ffmpeg_binary
 
     return subprocess.run([ffmpeg_binary(), "-hide_banner", *what.split()], capture_output=True, text=True,
                           errors="replace").stdout

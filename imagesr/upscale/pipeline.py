@@ -31,11 +31,19 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
-from imagesr.media import MAX_MEGAPIXELS, MediaError, frame_number_gaps, has_alpha, hdr_metadata, is_stream, list_frames
-from imagesr.media.encode import ColourSpec, encoder_args, widen_pipe
-from imagesr.media.streams import StreamPlan, file_plan, muxer_for, rule_plan
-from imagesr.outputs import OutputLock
-from imagesr.progress import ProgressLine
+from imagesr.core.media import (
+    MAX_MEGAPIXELS,
+    MediaError,
+    frame_number_gaps,
+    has_alpha,
+    hdr_metadata,
+    is_stream,
+    list_frames,
+)
+from imagesr.core.media.encode import ColourSpec, encoder_args, widen_pipe
+from imagesr.core.media.streams import StreamPlan, file_plan, muxer_for, rule_plan
+from imagesr.core.outputs import OutputLock
+from imagesr.core.progress import ProgressLine
 from imagesr.upscale.frames import FrameProcessor, load_model
 from imagesr.upscale.inputs import REPEAT, Source, open_source
 from imagesr.upscale.options import (
@@ -288,7 +296,7 @@ def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps
 
 
 def _is_live(path: str) -> bool:
-    from imagesr.media import is_live
+    from imagesr.core.media import is_live
 
     return is_live(path)
 

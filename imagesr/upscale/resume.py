@@ -24,10 +24,10 @@ from typing import List, Optional
 
 import numpy as np
 
-from imagesr.media import MediaError, VideoWriter, ffmpeg_binary, keyframe_times
-from imagesr.media.files import _stderr_tail
-from imagesr.outputs import claim_partial, remove_quietly
-from imagesr.progress import ProgressLine
+from imagesr.core.media import MediaError, VideoWriter, ffmpeg_binary, keyframe_times
+from imagesr.core.media.files import _stderr_tail
+from imagesr.core.outputs import claim_partial, remove_quietly
+from imagesr.core.progress import ProgressLine
 from imagesr.upscale.options import UpscaleError
 
 STATE_VERSION = 1

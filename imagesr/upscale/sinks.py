@@ -9,9 +9,9 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import numpy as np
 
-from imagesr.media import VideoWriter, is_stream_target, write_image
-from imagesr.media.streams import StreamPlan
-from imagesr.outputs import check_name_length, claim_partial, remove_quietly, resolve_link
+from imagesr.core.media import VideoWriter, is_stream_target, write_image
+from imagesr.core.media.streams import StreamPlan
+from imagesr.core.outputs import check_name_length, claim_partial, remove_quietly, resolve_link
 from imagesr.upscale.inputs import Source
 from imagesr.upscale.options import Size, UpscaleError, output_kind
 
@@ -47,7 +47,7 @@ def _check_output(output: str, source: Source, codec: str = "libx264", fmt: Opti
 
 class _Sink:
     """Where upscaled frames go, under a temporary name of this run's own
-    (:func:`imagesr.outputs.claim_partial`); ``commit`` renames it into place, ``abort``
+    (:func:`imagesr.core.outputs.claim_partial`); ``commit`` renames it into place, ``abort``
     removes it (and nothing else)."""
 
     def __init__(self, path: str):
@@ -71,7 +71,7 @@ class _Sink:
 
 
 class VideoSink(_Sink):
-    """Video at the input's frame rate through :class:`imagesr.media.VideoWriter` (the input's
+    """Video at the input's frame rate through :class:`imagesr.core.media.VideoWriter` (the input's
     other streams as ``streams`` plans them; a file atomic, a stream as it goes). ``offset``:
     a number, or a function giving it once the first frame is there (a live source's)."""
 
@@ -132,7 +132,7 @@ class FolderSink(_Sink):
 
 
 class ImageSink(_Sink):
-    """One image, written with :func:`imagesr.media.write_image` (itself atomic) at the end."""
+    """One image, written with :func:`imagesr.core.media.write_image` (itself atomic) at the end."""
 
     timed = False
 

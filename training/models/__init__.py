@@ -13,8 +13,8 @@ from typing import Dict, Optional
 
 import keras
 
-from imagesr.errors import UserError
-from imagesr.scale import Scale
+from imagesr.core.errors import UserError
+from imagesr.core.scale import Scale
 from imagesr.training.models.span import SPEC as SPAN_SPEC
 from imagesr.training.models.span import build_span
 from imagesr.training.models.spec import ArchitectureSpec

@@ -14,7 +14,7 @@ Every layer is local (no pooling), so tiles of a frame match the whole frame.
 import keras
 from keras import layers
 
-from imagesr.errors import UserError
+from imagesr.core.errors import UserError
 from imagesr.training.layers import SymmetricAttention
 from imagesr.training.models.spec import ArchitectureSpec
 from imagesr.training.models.subpixel import low_resolution_input, size_arguments, subpixel_output

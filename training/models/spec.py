@@ -14,7 +14,7 @@ from typing import Callable, Dict, Optional
 
 import keras
 
-from imagesr.scale import Scale
+from imagesr.core.scale import Scale
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class ArchitectureSpec:
     def check_arguments(self, args) -> None:
         """Refuse model_args the builder does not take, or of another type than its default
         (a config's ``{"width": "64"}`` fails here, not when the Trainer builds the model)."""
-        from imagesr.errors import UserError
+        from imagesr.core.errors import UserError
 
         if not isinstance(args, dict):
             raise UserError(f"{self.name} model_args must be a mapping, got {args!r}")

@@ -12,7 +12,7 @@ default width/depth has about 1/5 of VDSR's parameters.
 import keras
 from keras import layers
 
-from imagesr.scale import Scale
+from imagesr.core.scale import Scale
 from imagesr.training.layers import BicubicResize, PixelShuffle, PixelUnshuffle
 from imagesr.training.models.spec import ArchitectureSpec
 

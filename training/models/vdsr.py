@@ -5,7 +5,7 @@ x3, x4, x1.5 ...). 665k parameters with one channel; with RGB in/out 667k."""
 import keras
 from keras import layers
 
-from imagesr.errors import UserError
+from imagesr.core.errors import UserError
 from imagesr.training.models.spec import ArchitectureSpec
 
 
