@@ -19,13 +19,14 @@ usage: python benchmarks/patch_memory.py [--clip ../shared/data/video/cockatoo.m
 """
 
 import argparse
-import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+from imagesr.core.dataset import read_manifest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared", "data")
@@ -61,8 +62,7 @@ def _run(code_root: str, args, work: str):
     parts = [float(p) for p in wall.split(":")]
     seconds = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
     cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", proc.stderr).group(1)) for k in ("User", "System"))
-    with open(os.path.join(out, "manifest.json")) as f:
-        pairs = json.load(f)["counts"]["pairs"]
+    pairs = read_manifest(out)["counts"]["pairs"]
     shutil.rmtree(out, ignore_errors=True)
     return seconds, cpu, rss_kb / 1024, pairs
 

@@ -8,11 +8,12 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 import warnings
 from typing import List, Optional
 
-from imagesr.core import strict_json
+from imagesr.core import patches, strict_json
 from imagesr.core.errors import Terminated, UserError, disk_full, sigterm_as_interrupt
 from imagesr.core.logs import configure_logging
 from imagesr.core.outputs import remove_claimed
@@ -69,17 +70,32 @@ def _cmd_bench_bicubic(args) -> int:
 # --------------------------------------------------------------------------- patches
 
 
-def _cmd_records_count(args) -> int:
-    from imagesr.pipelines.patch_job import (
-        PatchJobError,
-        count_records,
-        quiet_beam_logs,
-    )
+def _cmd_patches(args) -> int:
+    from imagesr.core.dataset import DEAD_LETTER, manifest_path
+    from imagesr.pipelines.patch_job import quiet_beam_logs, run_parsed
 
     quiet_beam_logs()
+    manifest = run_parsed(args, args.beam_argv)
+    if manifest.get("dry_run"):
+        print("dry run: job built, not submitted")
+        return 0
+    c = manifest["counts"]
+    print(f"pairs: {c['pairs']:,} (train {c['pairs_by_split']['train']:,}, eval {c['pairs_by_split']['eval']:,}); "
+          f"sources: {c['sources']['ok']} ok, {c['sources']['partial']} partial, {c['sources']['failed']} failed "
+          f"(see {DEAD_LETTER})")
+    families = c.get("pairs_by_degradation_family", {})
+    if set(families) - {"clean"}:
+        print("degradations: " + ", ".join(f"{k} {n:,}" for k, n in families.items()))
+    print(f"manifest: {manifest_path(manifest['output'])}")
+    return 0
+
+
+def _cmd_records_count(args) -> int:
+    from imagesr.core.dataset import DatasetError, count_records
+
     try:
         out = count_records(args.dataset)
-    except PatchJobError as e:
+    except DatasetError as e:
         raise UsageError(str(e)) from None
     if args.json:
         print(strict_json.dumps(out))
@@ -95,8 +111,8 @@ def _cmd_records_count(args) -> int:
 
 def _cmd_train(args) -> int:
     from imagesr.core import shipped
+    from imagesr.core.dataset import record_files, staged_locally
     from imagesr.core.outputs import folder_output
-    from imagesr.training.data import find_record_files
     from imagesr.training.serving import MODEL_FOLDER
     from imagesr.training.trainer import TrainConfig, train
 
@@ -111,22 +127,25 @@ def _cmd_train(args) -> int:
         warm_start=shipped.resolve(args.warm_start) if args.warm_start else None,
         time_budget_s=args.time_budget_s, in_memory=args.in_memory,
     )
-    train_files = find_record_files(args.examples, "train")
-    eval_files = [] if args.no_eval else _eval_files(args.examples)
-    with folder_output(args.out, args.overwrite, MODEL_FOLDER, "model folder") as staging:
-        summary = train(config, train_files, eval_files, staging)
+    with tempfile.TemporaryDirectory(prefix="imagesr-records-") as records:  # gs:// records read from here
+        train_files = staged_locally(record_files(args.examples, "train"), os.path.join(records, "train"))
+        eval_files = [] if args.no_eval else _eval_files(args.examples, os.path.join(records, "eval"))
+        with folder_output(args.out, args.overwrite, MODEL_FOLDER, "model folder") as staging:
+            summary = train(config, train_files, eval_files, staging)
     summary["exported"] = {k: os.path.join(os.path.abspath(args.out), v) for k, v in summary["exported"].items()}
     print(strict_json.dumps({k: summary.get(k) for k in ("parameters", "steps", "steps_per_second", "final_loss",
                                                    "eval_psnr_y", "eval_psnr_y_bicubic", "exported")}, indent=1))
     return 0
 
 
-def _eval_files(examples: str) -> List[str]:
-    """The eval split's record files, or one line that points at --no-eval when there are none."""
-    from imagesr.training.data import DatasetError, find_record_files, has_records
+def _eval_files(examples: str, folder: str) -> List[str]:
+    """The eval split's record files (local, or copied into ``folder`` from gs://), or one line
+    that points at --no-eval when there are none."""
+    from imagesr.core.dataset import DatasetError, record_files, staged_locally
+    from imagesr.training.data import has_records
 
     try:
-        files = find_record_files(examples, "eval")
+        files = staged_locally(record_files(examples, "eval"), folder)
         empty = not has_records(files)
     except DatasetError as e:
         raise UsageError(f"{e}; to train without evaluating on an eval split, pass --no-eval") from None
@@ -171,8 +190,6 @@ def _cmd_models(args) -> int:
     return 0
 
 
-# Commands whose flags are parsed by their own module (Beam options pass through).
-PASSTHROUGH = {"patches": ("imagesr.pipelines.patch_job", "main")}
 
 
 # --------------------------------------------------------------------------- upscale
@@ -252,7 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
     _max_megapixels_argument(bb)
     bb.set_defaults(func=_cmd_bench_bicubic)
 
-    sub.add_parser("patches", help="Beam job: media -> LR/HR patch-pair TFRecords (see imagesr patches --help)", add_help=False)
+    pa = sub.add_parser("patches", help="Beam job: media -> LR/HR patch-pair TFRecords (flags it does not know are "
+                        "Beam pipeline options)", description=patches.JOB_DESCRIPTION)
+    patches.add_job_arguments(pa)
+    pa.set_defaults(func=_cmd_patches, beam_options=True)
 
     t = sub.add_parser("train", help="train an SR model on patch-pair TFRecords")
     t.add_argument("--examples", required=True, help="output folder of imagesr patches (Split-train/, Split-eval/)")
@@ -388,19 +408,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     # google-api-core warns on every import that Python 3.10 support is ending (TFX 1.16 needs 3.10).
     warnings.filterwarnings("ignore", message=".*non-supported Python version.*", category=FutureWarning)
     argv = sys.argv[1:] if argv is None else list(argv)
-    lead = 0  # global flags before the command (imagesr -v patches ...)
-    while lead < len(argv) and argv[lead] in ("-v", "--verbose"):
-        lead += 1
-    if lead < len(argv) and argv[lead] in PASSTHROUGH:
-        import importlib
-
-        module, func = PASSTHROUGH[argv[lead]]
-        try:
-            return getattr(importlib.import_module(module), func)(argv[lead + 1:] + (["-v"] if lead else []))
-        except ModuleNotFoundError as e:
-            return _missing_extra(e, argv[lead])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, beam_argv = parser.parse_known_args(argv)
+    verbose = [a for a in beam_argv if a in ("-v", "--verbose")]
+    args.verbose = args.verbose or bool(verbose)
+    args.beam_argv = [a for a in beam_argv if a not in verbose]
+    if args.beam_argv and not getattr(args, "beam_options", False):  # only the patch job passes flags on (to Beam)
+        _command_parser(parser, getattr(args, "command", None)).error(f"unrecognized arguments: {' '.join(args.beam_argv)}")
     configure_logging(args.verbose)
     if not getattr(args, "func", None):  # no command, or a command without its action
         _command_parser(parser, getattr(args, "command", None)).print_help()

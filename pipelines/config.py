@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from imagesr import schemas as _schemas
+from imagesr.core import fs
 from imagesr.core.errors import UserError, check_types
 from imagesr.core.outputs import cache_dir
 from imagesr.core.scale import Scale
@@ -117,7 +118,7 @@ def check(config: PipelineConfig, importing: bool = False) -> None:
     if not importing:
         named.append(("warm_start", config.warm_start))
     for what, path in named:
-        if path and "://" not in path and not os.path.exists(path):
+        if path and not fs.is_remote(path) and not os.path.exists(path):
             raise UserError(f"{where} {what} {path}: no such file or folder")
     if importing:
         return

@@ -16,6 +16,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
+from imagesr.core import fs
 from imagesr.core.errors import UserError
 from imagesr.core.outputs import OutputBusy, OutputLock, temporary_files_in
 from imagesr.pipelines.tfx_pipeline import PipelineConfig, create_import_pipeline, create_pipeline
@@ -31,7 +32,7 @@ def metadata_config(config: PipelineConfig):
 def check_root(config: PipelineConfig) -> None:
     """A local pipeline root (and the store's folder) must be folders, or creatable."""
     for what, path in (("pipeline root", config.root), ("MLMD store folder", os.path.dirname(os.path.abspath(config.metadata_path)))):
-        if "://" in path:
+        if fs.is_remote(path):
             continue
         if os.path.exists(path) and not os.path.isdir(path):
             raise UserError(f"{what} {path}: exists and is not a folder")
@@ -78,7 +79,7 @@ def _run(config: PipelineConfig, import_model: Optional[str]) -> Dict:
     error = None
     # TFX's and Beam's temporary files (a packaged build of the user code per run, among
     # others) go to a folder of this run's own, removed whatever the outcome.
-    tmp = tempfile.mkdtemp(prefix=".tmp-run-", dir=config.root if "://" not in config.root else None)
+    tmp = tempfile.mkdtemp(prefix=".tmp-run-", dir=config.root if not fs.is_remote(config.root) else None)
     try:
         with temporary_files_in(tmp):
             tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -15,7 +15,6 @@ import argparse
 import datetime
 import logging
 import os
-import sys
 import uuid
 from typing import Dict, List, Optional, Sequence
 
@@ -30,21 +29,15 @@ from apache_beam.options.pipeline_options import (
     WorkerOptions,
 )
 
-from imagesr.components.beam.patch_dataset import (  # noqa: F401  (re-exported for callers of the job)
-    DEAD_LETTER,
-    MANIFEST,
-    RECORD_PREFIX,
+from imagesr.components.beam.patch_dataset import (
     PatchDatasetError,
     build_pipeline,
     claim_output,
-    count_records,
     produce_dataset,
 )
 from imagesr.components.beam.patch_transform import BeamFS
-from imagesr.core.errors import sigterm_as_interrupt
-from imagesr.core.media import MAX_MEGAPIXELS
-from imagesr.core.patches import DIHEDRAL_MODES, JobOptions, PatchOptions
-from imagesr.core.scale import scale_argument as scale_arg
+from imagesr.core.dataset import RECORD_PREFIX, split_name
+from imagesr.core.patches import JOB_DESCRIPTION, JobOptions, PatchOptions, add_job_arguments
 from imagesr.core.sources import assign_splits, discover, join
 
 log = logging.getLogger(__name__)
@@ -52,49 +45,10 @@ log = logging.getLogger(__name__)
 PatchJobError = PatchDatasetError  # the CLI's name for it
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="imagesr patches",
-        description="Turn images, DAVIS frame folders and videos into LR/HR patch-pair TFRecords with Apache Beam. "
-        "Unrecognised flags are Beam pipeline options (e.g. --project, --region, --temp_location, "
-        "--max_num_workers, --machine_type for --runner DataflowRunner).",
-    )
-    p.add_argument("--input", action="append", required=True, help="file, folder or glob; local or gs://; repeatable")
-    p.add_argument("--output", required=True, help="output folder, local or gs://")
-    p.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="SR scales (default 2 3 4; 1.5 allowed)")
-    p.add_argument("--patch-size", type=int, default=48, help="HR patch side in pixels (default 48)")
-    p.add_argument("--stride", type=int, default=24, help="HR patch grid step (default 24)")
-    p.add_argument("--min-std", type=float, default=4.0, help="drop patches whose HR luma std is below this (default 4)")
-    p.add_argument("--max-patches-per-frame", type=int, default=0, help="cap per frame and scale, 0 = none")
-    p.add_argument("--dihedral", choices=DIHEDRAL_MODES, default="none", help="dihedral augmentation (default none)")
-    p.add_argument("--residual", action="store_true", help="also store HR - bicubic_up(LR) (int16)")
-    p.add_argument("--degradation", choices=["clean", "realistic", "mixed"], default="clean",
-                   help="how LR is made: clean (MATLAB bicubic, default), realistic (per source, seeded: ffmpeg or "
-                        "MATLAB kernel, slight blur/noise, JPEG or H.264 over the frames as a sequence), or "
-                        "mixed (half of the sources each)")
-    p.add_argument("--eval-fraction", type=float, default=0.05, help="share of sources in the eval split (default 0.05)")
-    p.add_argument("--frame-stride", type=int, default=5, help="use every k-th frame of videos and sequences (default 5)")
-    p.add_argument("--max-frames", type=int, default=None, help="at most this many frames per video/sequence")
-    p.add_argument("--official-lr", action="store_true", help="use DIV2K's LR_bicubic images when present")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
-                   help=f"pixel budget of a source's frames: a source whose frames are larger is dead-lettered before "
-                        f"it is decoded (default {MAX_MEGAPIXELS:g}: 8K UHD fits)")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished dataset already in --output")
-    p.add_argument("--runner", default="DirectRunner", help="DirectRunner (default) or DataflowRunner, ...")
-    p.add_argument("--workers", type=_positive_int, default=None,
-                   help="local worker processes (default and at most: the CPU cores, and no more than the sources)")
-    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    """The job's flags as ``imagesr patches`` has them (declared once: :func:`add_job_arguments`)."""
+    p = argparse.ArgumentParser(prog="imagesr patches", description=JOB_DESCRIPTION)
+    add_job_arguments(p)
     return p
 
 
@@ -148,8 +102,14 @@ def _validate(args) -> PatchOptions:
 
 
 def run(argv: Optional[List[str]] = None) -> Dict:
-    """Run the job; returns the manifest. Raises PatchJobError with a readable message."""
+    """Run the job from its command-line flags (Beam's among them); returns the manifest."""
     args, beam_argv = build_parser().parse_known_args(argv)
+    return run_parsed(args, beam_argv)
+
+
+def run_parsed(args, beam_argv: Sequence[str]) -> Dict:
+    """Run the job from parsed flags (``imagesr patches``) and Beam's own; returns the manifest.
+    Raises PatchJobError (a UserError) with a readable message."""
     patch_options = _validate(args)
     opts = pipeline_options(args, beam_argv)
     FileSystems.set_options(opts)
@@ -181,7 +141,7 @@ def run(argv: Optional[List[str]] = None) -> Dict:
         "options": dict(patch_options.to_json(), eval_fraction=args.eval_fraction, frame_stride=args.frame_stride,
                         max_frames=args.max_frames, official_lr=args.official_lr, runner=args.runner,
                         workers=workers),
-        "record_format": {"files": f"Split-<split>/{RECORD_PREFIX}-*.gz", "compression": "GZIP",
+        "record_format": {"files": f"{split_name('<split>')}/{RECORD_PREFIX}-*.gz", "compression": "GZIP",
                           "schema": "schemas/schema.pbtxt"},
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -209,38 +169,3 @@ def quiet_beam_logs() -> None:
 
     level = logging.CRITICAL if os.environ.get(QUIET_WORKERS) else logging.ERROR
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(level)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    from imagesr.core.logs import configure_logging
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    verbose = any(a in ("-v", "--verbose") for a in argv)
-    argv = [a for a in argv if a not in ("-v", "--verbose")]
-    configure_logging(verbose=verbose)
-    quiet_beam_logs()
-    try:
-        with sigterm_as_interrupt():  # like Ctrl-C: the staged records are removed
-            manifest = run(argv)
-    except PatchJobError as e:
-        print(f"imagesr patches: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("imagesr patches: interrupted (nothing written; the staged records were removed)", file=sys.stderr)
-        return 130
-    if manifest.get("dry_run"):
-        print("dry run: job built, not submitted")
-        return 0
-    c = manifest["counts"]
-    print(f"pairs: {c['pairs']:,} (train {c['pairs_by_split']['train']:,}, eval {c['pairs_by_split']['eval']:,}); "
-          f"sources: {c['sources']['ok']} ok, {c['sources']['partial']} partial, {c['sources']['failed']} failed "
-          f"(see {DEAD_LETTER})")
-    families = c.get("pairs_by_degradation_family", {})
-    if set(families) - {"clean"}:
-        print("degradations: " + ", ".join(f"{k} {n:,}" for k, n in families.items()))
-    print(f"manifest: {join(manifest['output'], MANIFEST)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,6 +13,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
+from imagesr.core import fs
 from imagesr.core.errors import UserError
 from imagesr.pipelines.config import SCHEMA_DIR, PipelineConfig, load_config  # noqa: F401  (the config's home; re-exported)
 from imagesr.training.trainer import TrainConfig, trainer_custom_config
@@ -27,7 +28,6 @@ def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_c
     ``beam_args_by_component`` adds Beam arguments per component id (Dataflow in the cloud).
     """
     from imagesr.components.tfx.patch_example_gen import PatchExampleGen
-    from imagesr.components.tfx.sr_evaluator import SREvaluator
     from imagesr.components.tfx.validation_gate import ValidationGate
 
     if not config.inputs:
@@ -51,18 +51,7 @@ def create_pipeline(config: PipelineConfig, trainer_factory=None, beam_args_by_c
     trainer = (trainer_factory or tfx.components.Trainer)(**trainer_kwargs)
     trainer.add_upstream_node(gate)  # no training on records that break the schema
 
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    evaluator = SREvaluator(
-        model=trainer.outputs["model"],
-        examples=example_gen.outputs["examples"],
-        baseline_model=baseline.outputs["model"],
-        config=json.dumps(config.evaluator),
-    )
-    pusher = _pusher(trainer.outputs["model"], evaluator.outputs["blessing"], config)
+    baseline, evaluator, pusher = _judge_and_push(trainer.outputs["model"], config, examples=example_gen.outputs["examples"])
     components = [example_gen, statistics_gen, schema_gen, validator, gate, trainer, baseline, evaluator, pusher]
     for c in components:
         extra = (beam_args_by_component or {}).get(c.id)
@@ -84,17 +73,9 @@ def create_import_pipeline(config: PipelineConfig, model_source: str, metadata_c
     (latest blessed model) -> SREvaluator -> Pusher: blessed or rejected exactly like a model
     the pipeline trained, under the same pipeline name, so the two kinds of run compare."""
     from imagesr.components.tfx.model_importer import ModelImporter
-    from imagesr.components.tfx.sr_evaluator import SREvaluator
 
     importer = ModelImporter(source=model_source)
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-    evaluator = SREvaluator(model=importer.outputs["model"], baseline_model=baseline.outputs["model"],
-                            config=json.dumps(config.evaluator))
-    pusher = _pusher(importer.outputs["model"], evaluator.outputs["blessing"], config)
+    baseline, evaluator, pusher = _judge_and_push(importer.outputs["model"], config)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=_pipeline_root(config),
@@ -103,6 +84,22 @@ def create_import_pipeline(config: PipelineConfig, model_source: str, metadata_c
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_args),
     )
+
+
+def _judge_and_push(model, config: PipelineConfig, examples=None):
+    """The tail both pipelines share: the latest blessed model (Resolver) as the baseline, the SR
+    evaluator judging ``model`` against it (on the eval split's frames when ``examples`` is
+    given), the Pusher of a blessed model."""
+    from imagesr.components.tfx.sr_evaluator import SREvaluator
+
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    evaluator = SREvaluator(model=model, baseline_model=baseline.outputs["model"], config=json.dumps(config.evaluator),
+                            **({"examples": examples} if examples is not None else {}))
+    return baseline, evaluator, _pusher(model, evaluator.outputs["blessing"], config)
 
 
 def _pusher(model, blessing, config: PipelineConfig):
@@ -114,5 +111,5 @@ def _pusher(model, blessing, config: PipelineConfig):
 
 
 def _pipeline_root(config: PipelineConfig) -> str:
-    return os.path.join(config.root, "pipelines", config.name) if "://" not in config.root else \
+    return os.path.join(config.root, "pipelines", config.name) if not fs.is_remote(config.root) else \
         f"{config.root}/pipelines/{config.name}"

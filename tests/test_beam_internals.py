@@ -10,7 +10,7 @@ beam = pytest.importorskip("apache_beam")
 
 from apache_beam.io import filesystem, tfrecordio  # noqa: E402
 
-from imagesr.components import beam_internals  # noqa: E402
+from imagesr.components.beam import beam_internals  # noqa: E402
 from imagesr.core.records import iter_tfrecord  # noqa: E402
 
 

@@ -70,3 +70,24 @@ def test_pipeline_config_errors(tmp_path, capsys):
     assert "lists no inputs" in capsys.readouterr().err
     assert cli.main(["runs", "list", "--metadata", str(tmp_path / "none.sqlite")]) == 2
     assert "no MLMD store" in capsys.readouterr().err
+
+
+def test_one_front_door_for_every_command(tmp_path, capsys):
+    """`patches` is parsed by imagesr.cli like every command (flags it does not know go to Beam;
+    -v anywhere; bad input one line), its defaults are the dataclasses' own."""
+    from imagesr.core.patches import JobOptions, PatchOptions
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["upscale", "a.mp4", "-o", "b.mp4", "--bogus"])
+    assert e.value.code == 2 and "imagesr upscale: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+    rc = cli.main(["patches", "--input", str(tmp_path / "nope"), "--output", str(tmp_path / "o"),
+                   "--direct_running_mode=in_memory", "-v"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "imagesr: error: input" in err and "does not exist" in err and "Traceback" not in err
+    args, beam = cli.build_parser().parse_known_args(["patches", "--input", "x", "--output", "y", "--region", "r"])
+    po, jo = PatchOptions(), JobOptions()
+    assert (args.patch_size, args.stride, args.min_std, tuple(args.scales), args.degradation) == \
+        (po.patch_size, po.stride, po.min_std, po.scales, po.degradation)
+    assert (args.eval_fraction, args.frame_stride, args.max_megapixels) == (jo.eval_fraction, jo.frame_stride,
+                                                                            po.max_megapixels)
+    assert beam == ["--region", "r"]

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from imagesr.training.data import find_record_files
+    from imagesr.core.dataset import record_files
     from imagesr.training.serving import load_upscaler
     from imagesr.training.trainer import TrainConfig, train
     data, out = sys.argv[1], sys.argv[2]
@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent("""
                         ("span", {"width": 8, "blocks": 1})):
         cfg = TrainConfig(model=model, scales=(2,), batch_size=16, steps=40, learning_rate=1e-3,
                           model_args=args, log_every=20, shuffle_buffer=128)
-        s = train(cfg, find_record_files(data, "train"), find_record_files(data, "eval"), f"{out}/{model}")
+        s = train(cfg, record_files(data, "train"), record_files(data, "eval"), f"{out}/{model}")
         frames = np.random.default_rng(0).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)
         np.save(f"{out}/{model}/frames_out.npy", load_upscaler(f"{out}/{model}")(frames, (40, 56)))
         res[model] = {"backend": s["backend"], "exported": sorted(s["exported"]), "losses": s["loss_log"]}
@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent("""
     cfg = TrainConfig(model="subpixel", scales=(2,), batch_size=8, steps=10**6, learning_rate=1e-3,
                       model_args={"width": 8, "blocks": 1}, log_every=1000, in_memory=True, time_budget_s=6,
                       steps_per_execution=2, mixed_precision=True)
-    s = train(cfg, find_record_files(data, "train"), [], f"{out}/budget")
+    s = train(cfg, record_files(data, "train"), [], f"{out}/budget")
     res["budget"] = {k: s[k] for k in ("steps", "train_seconds", "final_learning_rate")}
     bic = load_upscaler("bicubic")
     frames = np.random.default_rng(1).integers(0, 256, (2, 20, 28, 3), dtype=np.uint8)

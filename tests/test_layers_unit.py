@@ -161,7 +161,7 @@ def test_crop_is_aligned_on_both_readers_and_refused_when_it_cannot_be(tmp_path,
     with pytest.raises(UserError, match="multiple of 3"):
         TrainConfig(model="subpixel", scales=(1.5,), crop=40)
     root = make_dataset(str(tmp_path / "d"), scales=(1.5,), n_images=1, size=(48, 48))
-    files = data.find_record_files(root, "train")
+    files = data.record_files(root, "train")
     first = decode_pair(next(iter_tfrecord(files[0])))
     if backend_reader == "tf_dataset":
         x, y = next(iter(data.tf_dataset(files, "subpixel", 1, scales=(1.5,), crop=24, repeat=False, shuffle_buffer=0)))

@@ -16,6 +16,7 @@ from conftest import make_video, smooth_image, write_png
 from PIL import Image
 
 from imagesr.core import records
+from imagesr.core.dataset import count_records
 from imagesr.core.records import decode_pair
 from imagesr.core.resize import crop_to_multiple, downscale
 from imagesr.pipelines import patch_job
@@ -71,7 +72,7 @@ def test_outputs_manifest_and_counts(run_a):
     per = c["pairs_by_dataset_split_scale"]
     for (ds, s), n in by.items():
         assert sum(per[ds][sp].get(str(int(s)), 0) for sp in per[ds]) == n
-    assert patch_job.count_records(out)["match"] is True
+    assert count_records(out)["match"] is True
     # the Beam counters say the same
     counters = manifest["beam_counters"]
     assert counters["sources_ok"] == c["sources"]["ok"] and counters.get("sources_failed", 0) == c["sources"]["failed"]
@@ -94,7 +95,7 @@ def test_shards_are_gzip_at_the_fastest_level(run_a):
         with open(shard, "rb") as f:
             header = f.read(10)
         assert header[:2] == b"\x1f\x8b" and header[8] == 4, shard
-    assert patch_job.count_records(out)["match"] is True
+    assert count_records(out)["match"] is True
 
 
 def test_no_source_in_both_splits_and_lr_is_core_bicubic(run_a, media_dir):
@@ -237,7 +238,7 @@ def test_bad_flags_and_missing_inputs(tmp_path):
         patch_job.run(["--output", str(tmp_path / "o")])
     cli = subprocess.run([sys.executable, "-m", "imagesr.cli", "patches", "--input", str(tmp_path / "nope"),
                           "--output", str(tmp_path / "o")], capture_output=True, text=True)
-    assert cli.returncode == 2 and "imagesr patches: error:" in cli.stderr and "Traceback" not in cli.stderr
+    assert cli.returncode == 2 and "imagesr: error:" in cli.stderr and "Traceback" not in cli.stderr
 
 
 # --------------------------------------------------------------------------- gs://
@@ -272,7 +273,7 @@ def test_gcs_round_trip(gcs_emulator, tmp_path):
                 assert p.hr.shape == (24, 24, 3) and p.lr.shape == (12, 12, 3)
                 total += 1
     assert total == got["counts"]["pairs"] > 0
-    assert patch_job.count_records("gs://imagesr-test/out")["match"] is True
+    assert count_records("gs://imagesr-test/out")["match"] is True
 
 
 # --------------------------------------------------------------------------- Dataflow

@@ -171,14 +171,26 @@ def test_cli_trains_and_evaluates_span(tmp_path, capsys):
 
 
 def test_training_lowers_loss_and_beats_bicubic_on_its_patches(tmp_path):
-    from imagesr.training.data import find_record_files
+    from imagesr.core.dataset import record_files
     from imagesr.training.trainer import TrainConfig, evaluate_patches, train
 
     data = make_dataset(str(tmp_path / "data"), n_images=4)
     cfg = TrainConfig(model="span", scales=(2,), batch_size=16, steps=150, learning_rate=1e-3,
                       model_args={"width": 8, "blocks": 1}, log_every=50, shuffle_buffer=256)
-    summary = train(cfg, find_record_files(data, "train"), [], str(tmp_path / "run"))
+    summary = train(cfg, record_files(data, "train"), [], str(tmp_path / "run"))
     losses = [loss for _, loss in summary["loss_log"]]
     assert len(losses) == 3 and losses[-1] < losses[0], losses
-    own = evaluate_patches(load_upscaler(str(tmp_path / "run")).model, cfg, find_record_files(data, "train"))
+    own = evaluate_patches(load_upscaler(str(tmp_path / "run")).model, cfg, record_files(data, "train"))
     assert own["eval_psnr_y"] > own["eval_psnr_y_bicubic"] + 0.1, own
+
+
+def test_model_identity_is_the_saved_name_whole():
+    """An architecture is recognised by its whole saved name (alone or with _x<scale>), never by
+    a prefix: a VDSR saved as "spanner" is not a SPAN."""
+    from imagesr.training.models import spec_of
+    from imagesr.training.models.vdsr import build_vdsr
+
+    assert spec_of(build_vdsr(depth=3, width=8)).name == "vdsr"
+    assert spec_of(build_model("span", scale=2, width=8, blocks=1)).name == "span"
+    with pytest.raises(ValueError, match="not an imagesr SR model"):
+        spec_of(build_vdsr(depth=3, width=8, name="spanner"))

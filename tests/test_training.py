@@ -18,7 +18,8 @@ from imagesr.core.sources import Source, process_source
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from imagesr.training.data import DatasetError, find_record_files, numpy_batches, tf_dataset  # noqa: E402
+from imagesr.core.dataset import DatasetError, record_files  # noqa: E402
+from imagesr.training.data import numpy_batches, tf_dataset  # noqa: E402
 from imagesr.training.layers import BicubicResize, bicubic_resize, bicubic_upscale_to, pixel_shuffle, pixel_unshuffle  # noqa: E402
 from imagesr.training.models import build_model, model_kind, model_scale  # noqa: E402
 from imagesr.training.serving import ModelLoadError, load_upscaler  # noqa: E402
@@ -99,7 +100,7 @@ def test_models_shapes_and_params():
 @pytest.mark.parametrize("kind,residual", [("vdsr", True), ("vdsr", False), ("subpixel", True)])
 def test_tf_free_reader_equals_tf_data(tmp_path, kind, residual):
     root = make_dataset(str(tmp_path), residual=residual, scales=(2, 3), n_images=2)
-    files = find_record_files(root, "train")
+    files = record_files(root, "train")
     scales = (2, 3) if kind == "vdsr" else (3,)
     a = list(numpy_batches(files, kind, 7, scales=scales))
     b = [(x.numpy(), y.numpy()) for x, y in tf_dataset(files, kind, 7, scales=scales)]
@@ -110,7 +111,7 @@ def test_tf_free_reader_equals_tf_data(tmp_path, kind, residual):
 
 
 def test_vdsr_input_is_exact_bicubic(dataset):
-    files = find_record_files(dataset, "train")
+    files = record_files(dataset, "train")
     x, y = next(numpy_batches(files, "vdsr", 4, scales=(2,)))
     lr = np.stack([imresize(h.astype(np.uint8), size=(12, 12)) for h in y])  # records' LR is the frame's bicubic, so compare sizes only
     assert x.shape == y.shape and lr.shape == (4, 12, 12, 3)
@@ -118,20 +119,20 @@ def test_vdsr_input_is_exact_bicubic(dataset):
 
 def test_examples_folder_errors(tmp_path):
     with pytest.raises(DatasetError, match="no such examples folder"):
-        find_record_files(str(tmp_path / "missing"), "train")
+        record_files(str(tmp_path / "missing"), "train")
     (tmp_path / "empty" / "Split-train").mkdir(parents=True)
     with pytest.raises(DatasetError, match="no TFRecord files"):
-        find_record_files(str(tmp_path / "empty"), "train")
+        record_files(str(tmp_path / "empty"), "train")
     other = tmp_path / "other" / "Split-train"
     other.mkdir(parents=True)
     with gzip.open(other / "data.gz", "wb") as f:
         write_tfrecord(f, encode_features({"image": b"xx", "label": 3}))
     cfg = TrainConfig(model="vdsr", scales=(2,), steps=1, batch_size=2)
     with pytest.raises(DatasetError, match="lacks required feature"):
-        train(cfg, find_record_files(str(tmp_path / "other"), "train"), [], str(tmp_path / "run"))
+        train(cfg, record_files(str(tmp_path / "other"), "train"), [], str(tmp_path / "run"))
     (other / "data.gz").write_bytes(b"not a tfrecord at all, just text")
     with pytest.raises(DatasetError):
-        train(cfg, find_record_files(str(tmp_path / "other"), "train"), [], str(tmp_path / "run"))
+        train(cfg, record_files(str(tmp_path / "other"), "train"), [], str(tmp_path / "run"))
 
 
 # --------------------------------------------------------------------------- training + export
@@ -142,7 +143,7 @@ def trained(dataset, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run"))
     cfg = TrainConfig(model="vdsr", scales=(2,), batch_size=16, steps=150, learning_rate=1e-3,
                       model_args={"depth": 4, "width": 16}, log_every=50, shuffle_buffer=256)
-    summary = train(cfg, find_record_files(dataset, "train"), find_record_files(dataset, "eval"), out)
+    summary = train(cfg, record_files(dataset, "train"), record_files(dataset, "eval"), out)
     return cfg, out, summary
 
 
@@ -151,7 +152,7 @@ def test_training_lowers_loss_and_beats_bicubic_on_its_patches(trained, dataset)
     losses = [loss for _, loss in summary["loss_log"]]
     assert len(losses) == 3 and losses[-1] < losses[0]
     model = load_upscaler(out).model
-    own = evaluate_patches(model, cfg, find_record_files(dataset, "train"))
+    own = evaluate_patches(model, cfg, record_files(dataset, "train"))
     assert own["eval_psnr_y"] > own["eval_psnr_y_bicubic"] + 0.1, own
     assert os.path.isdir(os.path.join(out, "logs")) and summary["backend"] == "tensorflow"
     assert json.load(open(os.path.join(out, "train_summary.json")))["steps"] == 150
@@ -211,7 +212,7 @@ def test_parallel_load_of_a_corrupt_file_is_a_clear_error(tmp_path):
 def test_time_budget_sizes_the_cosine(dataset, tmp_path):
     cfg = TrainConfig(model="subpixel", scales=(2,), batch_size=8, steps=10**6, learning_rate=1e-3,
                       model_args={"width": 8, "blocks": 1}, log_every=10**5, time_budget_s=5, in_memory=True)
-    s = train(cfg, find_record_files(dataset, "train"), [], str(tmp_path))
+    s = train(cfg, record_files(dataset, "train"), [], str(tmp_path))
     assert 0 < s["steps"] < 10**6 and s["final_learning_rate"] < 0.1 * 1e-3, s
 
 
@@ -233,7 +234,7 @@ def test_time_budget_rate_depends_on_the_clock_not_on_a_prediction():
 
 def test_zero_steps_is_still_a_model(dataset, tmp_path):
     cfg = TrainConfig(model="subpixel", scales=(2,), steps=0, batch_size=8, model_args={"width": 8, "blocks": 1})
-    s = train(cfg, find_record_files(dataset, "train"), find_record_files(dataset, "eval"), str(tmp_path))
+    s = train(cfg, record_files(dataset, "train"), record_files(dataset, "eval"), str(tmp_path))
     assert abs(s["eval_psnr_y"] - s["eval_psnr_y_bicubic"]) < 1e-6  # untrained = bicubic
 
 

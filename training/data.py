@@ -16,7 +16,6 @@ HR crop size takes the top-left ``crop`` pixels (aligned to the LR grid).
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import logging
 import os
@@ -25,38 +24,13 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from imagesr.core.dataset import DatasetError
 from imagesr.core.errors import UserError
 from imagesr.core.records import RecordError, decode_pair, iter_tfrecord
 from imagesr.core.resize import imresize
 from imagesr.core.scale import Scale
 
 log = logging.getLogger(__name__)
-
-
-class DatasetError(UserError):
-    """An examples folder that is missing, empty or not patch-pair records."""
-
-
-def find_record_files(path: str, split: Optional[str] = None) -> List[str]:
-    """TFRecord files of a dataset folder (``Split-<split>/*``), a split folder, a glob or a file."""
-    if any(c in path for c in "*?["):
-        files = sorted(glob.glob(path))
-    elif os.path.isfile(path):
-        files = [path]
-    elif os.path.isdir(path):
-        sub = os.path.join(path, f"Split-{split}") if split else None
-        if sub and not os.path.isdir(sub) and any(n.startswith("Split-") for n in os.listdir(path)):
-            raise DatasetError(f"{path}: no Split-{split}/ folder (the dataset has no {split} split)")
-        folder = sub if sub and os.path.isdir(sub) else path
-        files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
-                       if os.path.isfile(os.path.join(folder, f)) and not f.startswith(".") and f != "manifest.json"
-                       and not f.endswith(".jsonl"))
-    else:
-        raise DatasetError(f"{path}: no such examples folder or file")
-    if not files:
-        where = f"{path}/Split-{split}" if split else path
-        raise DatasetError(f"{where}: no TFRecord files (run `imagesr patches` first)")
-    return files
 
 
 def has_records(files: Sequence[str]) -> bool:

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from imagesr.core import strict_json
+from imagesr.core import dataset, strict_json
 from imagesr.core.errors import UserError, check_keys, check_types
 from imagesr.core.scale import Scale
 from imagesr.core.scale import scales as scales_of
@@ -385,31 +385,11 @@ def evaluate_patches(model, config: TrainConfig, files: Sequence[str]) -> Dict:
 
 
 def _expand(patterns: Sequence[str]) -> List[str]:
-    """TFX's file patterns (``<uri>/Split-train/*``, or a folder), local or gs://."""
+    """TFX's file patterns (``<uri>/Split-train/*``, or a folder), local or gs://; an empty split is
+    no files here (the trainer decides what an empty eval split means)."""
     from imagesr.core import fs
 
-    out: List[str] = []
-    for p in patterns:
-        out.extend(fs.glob(p if any(c in p for c in "*?[") else fs.join(p, "*")))
-    return out
-
-
-def _stage(files: Sequence[str], folder: str) -> List[str]:
-    """Local copies of remote record files (tf.data and the reader read local files; copies keep
-    their base names, distinct per split folder)."""
-    from imagesr.core import fs
-
-    out = []
-    for i, f in enumerate(files):
-        if not fs.is_remote(f):
-            out.append(f)
-            continue
-        os.makedirs(folder, exist_ok=True)
-        local = os.path.join(folder, f"{i:05d}-{os.path.basename(f)}")
-        with open(local, "wb") as dst:
-            dst.write(fs.read_bytes(f))
-        out.append(local)
-    return out
+    return [f for p in patterns for f in fs.glob(p if any(c in p for c in "*?[") else fs.join(p, "*"))]
 
 
 TRAINER_CONFIG_KEY = "imagesr_train"
@@ -442,7 +422,7 @@ def run_fn(fn_args) -> None:
     with tempfile.TemporaryDirectory(prefix="imagesr-records-") as tmp, \
             fs.staged_folder(fn_args.model_run_dir) as run_dir, \
             fs.staged_folder(fn_args.serving_model_dir) as serving_dir:
-        train_files = _stage(_expand(fn_args.train_files), os.path.join(tmp, "train"))
-        eval_files = _stage(_expand(fn_args.eval_files), os.path.join(tmp, "eval"))
+        train_files = dataset.staged_locally(_expand(fn_args.train_files), os.path.join(tmp, "train"))
+        eval_files = dataset.staged_locally(_expand(fn_args.eval_files), os.path.join(tmp, "eval"))
         summary = train(config, train_files, eval_files, run_dir, serving_dir=serving_dir)
     log.info("trained %s: %s", config.model, {k: summary.get(k) for k in ("final_loss", "eval_psnr_y", "steps_per_second")})

@@ -1,13 +1,6 @@
-"""A patch-pair dataset on disk (local or gs://): the Beam pipeline that writes it, staging,
-the manifest and dead-letter list, and counting it back. Shared by the Beam job
+"""Writing a patch-pair dataset (local or gs://): the Beam pipeline, staging, the manifest and
+dead-letter list (the layout itself: :mod:`imagesr.core.dataset`). Shared by the Beam job
 (``imagesr.pipelines.patch_job``) and the TFX patch ExampleGen (``imagesr.components.tfx.patch_example_gen``).
-
-Layout (the splits as TFX ExampleGen writes them, so TFX consumes it as an Examples artifact)::
-
-    OUTPUT/Split-train/data_tfrecord-00000-of-00002.gz   gzip TFRecords of tf.train.Example
-    OUTPUT/Split-eval/data_tfrecord-00000-of-00001.gz
-    OUTPUT/dead_letter.jsonl   one line per input that failed, with the reason
-    OUTPUT/manifest.json       options, counts per dataset/scale/split, every input's status
 
 Everything is first written under ``OUTPUT/.staging-<run>/`` and moved into place only when
 the run succeeded and produced records; ``manifest.json`` is written last, so a folder
@@ -34,27 +27,21 @@ from collections import defaultdict
 from typing import Dict, List, Optional
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from imagesr.components.beam.patch_transform import (
-    SPLITS,
     STATUS_TAG,
     MediaToPatchPairs,
     write_split,
 )
-from imagesr.core import strict_json
+from imagesr.core import fs, strict_json
+from imagesr.core.dataset import DEAD_LETTER, ENTRIES, MANIFEST, RECORD_PREFIX, SPLITS, split_dir
 from imagesr.core.errors import UserError, disk_full
 from imagesr.core.outputs import OutputBusy, OutputLock, temporary_files_in
 from imagesr.core.patches import PatchOptions
 from imagesr.core.sources import join
 
 log = logging.getLogger(__name__)
-
-MANIFEST = "manifest.json"
-DEAD_LETTER = "dead_letter.jsonl"
-RECORD_PREFIX = "data_tfrecord"
-
 
 class PatchDatasetError(UserError):
     """A dataset run that cannot start or produced nothing; the message says why."""
@@ -69,7 +56,7 @@ def build_pipeline(p: beam.Pipeline, sources: List[Dict], patch_options: PatchOp
         | "MediaToPatchPairs" >> MediaToPatchPairs(patch_options, frame_stride, max_frames, progress_dir)
     )
     for split in SPLITS:
-        write_split(out[split], join(staging, f"Split-{split}", RECORD_PREFIX), split.title())
+        write_split(out[split], join(split_dir(staging, split), RECORD_PREFIX), split.title())
     (
         out[STATUS_TAG]
         | "StatusToJson" >> beam.Map(lambda st: json.dumps(st, sort_keys=True))
@@ -222,7 +209,7 @@ def write_text(path: str, text: str) -> None:
 def delete_tree(path: str) -> None:
     """Remove a folder (local) or every object under a prefix (gs://...; '/*' would not recurse)."""
     try:
-        if "://" in path:
+        if fs.is_remote(path):
             files = [m.path for m in FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list]
             if files:
                 FileSystems.delete(files)
@@ -233,12 +220,11 @@ def delete_tree(path: str) -> None:
 
 
 STAGING_PREFIX = ".staging-"
-DATASET_ENTRIES = (MANIFEST, DEAD_LETTER, "Split-train", "Split-eval")
 
 
 def _entries(output: str) -> List[str]:
     """The top-level names in ``output`` (a local folder or a gs:// prefix)."""
-    if "://" not in output:
+    if not fs.is_remote(output):
         return sorted(os.listdir(output)) if os.path.isdir(output) else []
     base = output.rstrip("/")
     paths = [m.path for m in FileSystems.match([base + "/**"])[0].metadata_list]
@@ -251,11 +237,11 @@ def check_output(output: str, overwrite: bool) -> None:
     staging folders of killed runs are removed first."""
     entries = _entries(output)
     for name in [e for e in entries if e.startswith(STAGING_PREFIX)]:
-        if "://" not in output:
+        if not fs.is_remote(output):
             log.warning("removing %s, left by an interrupted run", join(output, name))
             delete_tree(join(output, name))
     rest = [e for e in entries if not e.startswith(STAGING_PREFIX)]
-    foreign = [e for e in rest if e not in DATASET_ENTRIES]
+    foreign = [e for e in rest if e not in ENTRIES]
     if foreign:
         raise PatchDatasetError(f"--output {output} holds files that are not part of an imagesr dataset "
                                 f"({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): choose a new or "
@@ -274,7 +260,7 @@ def claim_output(output: str, overwrite: bool):
     run into it is refused), its contents checked (:func:`check_output`); a folder this run
     created is removed again if the run fails and leaves it empty."""
     lock, created = None, False
-    if "://" not in output:
+    if not fs.is_remote(output):
         if os.path.exists(output) and not os.path.isdir(output):
             raise PatchDatasetError(f"--output {output}: exists and is not a folder")
         parent = os.path.dirname(os.path.abspath(output))
@@ -306,13 +292,13 @@ def finalize(output: str, staging: str, statuses: List[Dict], manifest_base: Dic
     if overwrite and FileSystems.exists(join(output, MANIFEST)):
         FileSystems.delete([join(output, MANIFEST)])  # unfinished (so never read) while it is replaced
     for split in SPLITS:
-        staged = sorted(m.path for m in FileSystems.match([join(staging, f"Split-{split}", "*")])[0].metadata_list)
-        final_dir = join(output, f"Split-{split}")
+        staged = sorted(m.path for m in FileSystems.match([join(split_dir(staging, split), "*")])[0].metadata_list)
+        final_dir = split_dir(output, split)
         if overwrite:
             old = FileSystems.match([join(final_dir, "*")])[0].metadata_list
             if old:
                 FileSystems.delete([m.path for m in old])
-        if "://" not in final_dir:
+        if not fs.is_remote(final_dir):
             os.makedirs(final_dir, exist_ok=True)
         dest = [join(final_dir, p.rsplit("/", 1)[-1]) for p in staged]
         if staged:
@@ -367,7 +353,7 @@ def produce_dataset(
     """
     run_id = manifest_base.get("run_id") or datetime.datetime.utcnow().strftime("%Y%m%dT%H%M%S")
     staging = join(output, f"{STAGING_PREFIX}{run_id}")
-    local = "://" not in output
+    local = not fs.is_remote(output)
     progress_dir = None
     if progress:
         progress_dir = join(staging, "progress") if local else tempfile.mkdtemp(prefix="imagesr-progress-")
@@ -415,32 +401,3 @@ def _run_and_finalize(pipeline, sources, patch_options, output, staging, manifes
             raise PatchDatasetError(f"the {split} split got no pairs{why}; {remedy}")
     manifest_base = dict(manifest_base, beam_counters=beam_counters(result))
     return finalize(output, staging, statuses, manifest_base, overwrite)
-
-
-def count_records(output: str) -> Dict:
-    """Count the records in a dataset's TFRecords themselves (local or gs://), per split,
-    next to what its manifest says."""
-    from imagesr.core.records import iter_tfrecord
-
-    if "://" not in output and os.path.exists(output) and not os.path.isdir(output):
-        raise PatchDatasetError(f"{output}: not a folder (a patch dataset is the folder imagesr patches wrote)")
-    counts = {}
-    for split in SPLITS:
-        n = 0
-        for m in FileSystems.match([join(output, f"Split-{split}", "*")])[0].metadata_list:
-            # opened as stored: iter_tfrecord detects gzip itself and names the file when it is corrupt
-            with FileSystems.open(m.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                n += sum(1 for _ in iter_tfrecord(f, name=m.path))
-        counts[split] = n
-    if not any(counts.values()) and not FileSystems.exists(join(output, MANIFEST)):
-        if "://" not in output and not os.path.isdir(output):
-            raise PatchDatasetError(f"{output}: no such folder")
-        raise PatchDatasetError(f"{output}: not a patch dataset (no Split-*/ record files and no {MANIFEST})")
-    manifest = None
-    if FileSystems.exists(join(output, MANIFEST)):
-        with FileSystems.open(join(output, MANIFEST), compression_type="uncompressed") as f:
-            manifest = json.loads(f.read().decode())["counts"]["pairs_by_split"]
-    return {"output": output, "records": counts, "total": sum(counts.values()), "manifest": manifest,
-            "match": manifest == counts if manifest is not None else None}
-
-

@@ -24,23 +24,24 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from imagesr.components.beam.beam_internals import use_fast_crc32c, use_gzip_level
+from imagesr.core import fs
+from imagesr.core.dataset import SPLITS
 from imagesr.core.patches import PatchOptions
 from imagesr.core.sources import Source, SourceRun
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "eval")
 STATUS_TAG = "status"
 
 
 class BeamFS:
-    """imagesr.core.sources' filesystem interface over Beam FileSystems (local, gs://, ...)."""
+    """:class:`imagesr.core.fs.FileSystem` over Beam's FileSystems (local, gs:// and any scheme
+    the Beam installation has)."""
 
-    def is_remote(self, path: str) -> bool:
-        return "://" in path
+    is_remote = staticmethod(fs.is_remote)
 
-    def is_dir(self, path: str) -> bool:
-        if not self.is_remote(path):
+    def isdir(self, path: str) -> bool:
+        if not fs.is_remote(path):
             return os.path.isdir(path)
         # Object stores have no folders: a prefix with objects under it is one.
         return bool(self._match(path.rstrip("/") + "/**", limit=1))
@@ -56,26 +57,22 @@ class BeamFS:
         return sorted(m.path for m in result.metadata_list)
 
     def list_files(self, folder: str) -> List[str]:
-        if not self.is_remote(folder):
-            from imagesr.core.sources import LocalFS
-
-            return LocalFS().list_files(folder)
+        if not fs.is_remote(folder):
+            return fs.list_files(folder)
         return self._match(folder.rstrip("/") + "/**")
 
     def match(self, pattern: str) -> List[str]:
         return self._match(pattern)
 
     def open(self, path: str):
-        if not self.is_remote(path):
-            from imagesr.core.media import open_regular
-
-            return open_regular(path)  # a FIFO or a device would block or never end
+        if not fs.is_remote(path):
+            return fs.open_binary(path)  # a regular file only: a FIFO or a device would block or never end
         return FileSystems.open(path, compression_type="uncompressed")
 
     @contextlib.contextmanager
     def local_copy(self, path: str) -> Iterator[str]:
         """ffmpeg needs a seekable local file (mp4 indexes are often at the end)."""
-        if not self.is_remote(path):
+        if not fs.is_remote(path):
             yield path
             return
         tmpdir = tempfile.mkdtemp(prefix="imagesr-")

@@ -19,8 +19,9 @@ from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from imagesr.components.beam.patch_dataset import SPLITS, produce_dataset
+from imagesr.components.beam.patch_dataset import produce_dataset
 from imagesr.components.beam.patch_transform import BeamFS
+from imagesr.core.dataset import SPLITS
 from imagesr.core.patches import split_options
 from imagesr.core.sources import assign_splits, discover
 

@@ -29,7 +29,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from imagesr.components.tfx.evaluator_config import EvaluatorConfig, describe_timing, row_label
-from imagesr.core import evaluation, fs, media, strict_json
+from imagesr.core import dataset, evaluation, fs, media, strict_json
 from imagesr.core.degrade import CLEAN, Degradation
 from imagesr.core.errors import UserError
 from imagesr.core.media import write_image
@@ -43,10 +43,10 @@ def _scales_for(up, scales: Sequence[float]) -> List[float]:
 
 def _eval_split_frames(examples_uri: str, limit: int, dest: str) -> int:
     """First frame of each eval-split source listed in the dataset manifest, as PNGs in ``dest``."""
-    path = fs.join(examples_uri, "manifest.json")
-    if not fs.exists(path):
+    manifest = dataset.read_manifest(examples_uri)
+    if manifest is None:
         return 0
-    inputs = json.loads(fs.read_text(path))["inputs"]
+    inputs = manifest["inputs"]
     n = 0
     for st in inputs:
         if n >= limit:

@@ -10,6 +10,11 @@ stores have no folders: a "folder" is a prefix, and writing a tree uploads its f
 
 Keras, ffmpeg and TensorFlow read local files, so models and records on ``gs://`` are staged
 through a local temporary folder (:func:`local_copy`, :func:`local_tree`, :func:`staged_folder`).
+
+:class:`FileSystem` is the interface that reading sources needs; :data:`LOCAL_OR_GCS` implements
+it with this module, and the Beam writer's ``BeamFS`` with Beam's FileSystems (any scheme Beam
+has). A path is remote when it has a URL scheme (``gs://``, ``s3://``, ...: :func:`is_remote`);
+this module serves ``gs://`` and says so in one line for any other scheme.
 """
 
 from __future__ import annotations
@@ -17,18 +22,21 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import glob as globlib
+import io
 import os
 import shutil
 import tempfile
-from typing import Iterator, List
+from typing import BinaryIO, ContextManager, Iterator, List, Protocol
 
 from imagesr.core.errors import UserError
+from imagesr.core.media.files import url_scheme
 
 _client = None
 
 
 def is_remote(path: str) -> bool:
-    return str(path).startswith("gs://")
+    """Whether ``path`` is a URL (``scheme://...``) rather than a local path."""
+    return url_scheme(path) is not None
 
 
 def join(base: str, *parts: str) -> str:
@@ -38,12 +46,15 @@ def join(base: str, *parts: str) -> str:
 
 
 def _split(path: str):
+    if url_scheme(path) != "gs":
+        raise UserError(f"{path}: {url_scheme(path)}:// is not supported here (local paths and gs:// are)")
     bucket, _, key = path[len("gs://"):].partition("/")
     return bucket, key
 
 
 def _bucket(path: str):
     global _client
+    _split(path)  # a gs:// path, or one line
     if _client is None:
         try:
             from google.cloud import storage
@@ -74,6 +85,25 @@ def isfile(path: str) -> bool:
         return os.path.isfile(path)
     _, key = _split(path)
     return bool(key) and _bucket(path).blob(key).exists()
+
+
+def isdir(path: str) -> bool:
+    """A local folder, or (gs://) a prefix with objects under it (object stores have no folders)."""
+    if not is_remote(path):
+        return os.path.isdir(path)
+    bucket, key = _split(path)
+    prefix = key.rstrip("/") + "/" if key else ""
+    return any(True for _ in _bucket(path).list_blobs(prefix=prefix, max_results=1))
+
+
+def open_binary(path: str) -> BinaryIO:
+    """``path`` opened for reading bytes: a local regular file only (a FIFO would block, a device
+    never end), a gs:// object read whole (sources are single images and frames)."""
+    if not is_remote(path):
+        from imagesr.core.media.files import open_regular
+
+        return open_regular(path)
+    return io.BytesIO(read_bytes(path))
 
 
 def list_files(folder: str) -> List[str]:
@@ -203,3 +233,30 @@ def staged_folder(path: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="imagesr-fs-") as tmp:
         yield tmp
         copy_tree(tmp, path)
+
+
+class FileSystem(Protocol):
+    """What reading sources needs of a file system (``imagesr.core.sources``)."""
+
+    def is_remote(self, path: str) -> bool: ...
+    def isdir(self, path: str) -> bool: ...
+    def exists(self, path: str) -> bool: ...
+    def list_files(self, folder: str) -> List[str]: ...
+    def match(self, pattern: str) -> List[str]: ...
+    def open(self, path: str) -> BinaryIO: ...
+    def local_copy(self, path: str) -> ContextManager[str]: ...
+
+
+class LocalOrGcs:
+    """:class:`FileSystem` over this module: local paths and gs://."""
+
+    is_remote = staticmethod(is_remote)
+    isdir = staticmethod(isdir)
+    exists = staticmethod(exists)
+    list_files = staticmethod(list_files)
+    match = staticmethod(glob)
+    open = staticmethod(open_binary)
+    local_copy = staticmethod(local_copy)
+
+
+LOCAL_OR_GCS: FileSystem = LocalOrGcs()

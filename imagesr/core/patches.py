@@ -209,3 +209,62 @@ def split_options(options: dict):
     job = {k: options.pop(k, v) for k, v in JOB_OPTIONS.items()}
     check_keys(options, PatchOptions, f"patch options (besides {', '.join(sorted(JOB_OPTIONS))})")
     return PatchOptions(**options), asdict(JobOptions(**job))
+
+
+# --------------------------------------------------------------------------- the job's flags
+
+JOB_DESCRIPTION = ("Turn images, DAVIS frame folders and videos into LR/HR patch-pair TFRecords with Apache Beam. "
+                   "Unrecognised flags are Beam pipeline options (e.g. --project, --region, --temp_location, "
+                   "--max_num_workers, --machine_type for --runner DataflowRunner).")
+
+
+def positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def add_job_arguments(p) -> None:
+    """The patch job's flags on the argparse parser ``p`` (``imagesr patches`` and
+    ``imagesr.pipelines.patch_job.run``), their defaults read from :class:`PatchOptions` and
+    :class:`JobOptions`, so a default is declared once."""
+    from imagesr.core.scale import scale_argument
+
+    po, jo = PatchOptions(), JobOptions()
+    p.add_argument("--input", action="append", required=True, help="file, folder or glob; local or gs://; repeatable")
+    p.add_argument("--output", required=True, help="output folder, local or gs://")
+    p.add_argument("--scales", type=scale_argument, nargs="+", default=list(po.scales),
+                   help=f"SR scales (default {' '.join(f'{s:g}' for s in po.scales)}; 1.5 allowed)")
+    p.add_argument("--patch-size", type=int, default=po.patch_size, help=f"HR patch side in pixels (default {po.patch_size})")
+    p.add_argument("--stride", type=int, default=po.stride, help=f"HR patch grid step (default {po.stride})")
+    p.add_argument("--min-std", type=float, default=po.min_std,
+                   help=f"drop patches whose HR luma std is below this (default {po.min_std:g})")
+    p.add_argument("--max-patches-per-frame", type=int, default=po.max_patches_per_frame,
+                   help="cap per frame and scale, 0 = none (default)")
+    p.add_argument("--dihedral", choices=DIHEDRAL_MODES, default=po.dihedral, help=f"dihedral augmentation (default {po.dihedral})")
+    p.add_argument("--residual", action="store_true", help="also store HR - bicubic_up(LR) (int16)")
+    p.add_argument("--degradation", choices=["clean", "realistic", "mixed"], default=po.degradation,
+                   help="how LR is made: clean (MATLAB bicubic, default), realistic (per source, seeded: ffmpeg or "
+                        "MATLAB kernel, slight blur/noise, JPEG or H.264 over the frames as a sequence), or "
+                        "mixed (half of the sources each)")
+    p.add_argument("--eval-fraction", type=float, default=jo.eval_fraction,
+                   help=f"share of sources in the eval split (default {jo.eval_fraction:g})")
+    p.add_argument("--frame-stride", type=int, default=jo.frame_stride,
+                   help=f"use every k-th frame of videos and sequences (default {jo.frame_stride})")
+    p.add_argument("--max-frames", type=int, default=jo.max_frames, help="at most this many frames per video/sequence")
+    p.add_argument("--official-lr", action="store_true", help="use DIV2K's LR_bicubic images when present")
+    p.add_argument("--seed", type=int, default=po.seed)
+    p.add_argument("--max-megapixels", type=float, default=po.max_megapixels, metavar="MP",
+                   help=f"pixel budget of a source's frames: a source whose frames are larger is dead-lettered before "
+                        f"it is decoded (default {po.max_megapixels:g}: 8K UHD fits)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished dataset already in --output")
+    p.add_argument("--runner", default="DirectRunner", help="DirectRunner (default) or DataflowRunner, ...")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="local worker processes (default and at most: the CPU cores, and no more than the sources)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on stderr")

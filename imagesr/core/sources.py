@@ -16,14 +16,12 @@ Recognised layouts under an input folder:
 * anything else: each image and each video file is a source; the dataset name is the first
   sub-folder under the input (``train/T91/x.bmp`` -> ``T91``) or the input folder's name.
 
-File access goes through a small filesystem interface so the same code serves local paths
-(here) and ``gs://`` (Beam's FileSystems, in ``imagesr.components.beam.patch_transform``).
+File access goes through :class:`imagesr.core.fs.FileSystem`: local paths and ``gs://`` by
+default, any scheme Beam has inside the Beam job (``imagesr.components.beam.patch_transform``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import glob as globlib
 import hashlib
 import logging
 import os
@@ -35,6 +33,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from imagesr.core import degrade, media
 from imagesr.core.errors import UserError
+from imagesr.core.fs import LOCAL_OR_GCS, FileSystem
+from imagesr.core.fs import is_remote as fs_is_remote
 from imagesr.core.patches import FrameStats, PatchOptions, sample_frame
 from imagesr.core.records import encode_pair
 from imagesr.core.resize import crop_to_multiple
@@ -47,42 +47,12 @@ _DIV2K_LR_DIR_RE = re.compile(r"(?:^|/)[^/]*_LR_[^/]*/")
 _HR_DIR_RE = re.compile(r"(?:^|/)([^/]*_HR)/([^/]+)$")
 
 
-class LocalFS:
-    """Local files; the interface the Beam layer re-implements over FileSystems for gs://."""
-
-    def is_remote(self, path: str) -> bool:
-        return "://" in path
-
-    def is_dir(self, path: str) -> bool:
-        return os.path.isdir(path)
-
-    def exists(self, path: str) -> bool:
-        return os.path.exists(path)
-
-    def list_files(self, folder: str) -> List[str]:
-        out = []
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            out.extend(os.path.join(dirpath, f) for f in sorted(filenames))
-        return out
-
-    def match(self, pattern: str) -> List[str]:
-        return sorted(globlib.glob(pattern, recursive=True))
-
-    def open(self, path: str):
-        return media.open_regular(path)
-
-    @contextlib.contextmanager
-    def local_copy(self, path: str) -> Iterator[str]:
-        yield path
-
-
 def join(base: str, *parts: str) -> str:
-    return posixpath.join(base, *parts) if "://" in base else os.path.join(base, *parts)
+    return posixpath.join(base, *parts) if fs_is_remote(base) else os.path.join(base, *parts)
 
 
 def relpath(path: str, base: str) -> str:
-    if "://" in path:
+    if fs_is_remote(path):
         return path[len(base.rstrip("/")) + 1 :]
     return os.path.relpath(path, base).replace(os.sep, "/")
 
@@ -134,7 +104,7 @@ def _official_lr(hr_path: str, rel: str, scales: Sequence[float], fs) -> Tuple[T
 
 def discover(
     inputs: Sequence[str],
-    fs=None,
+    fs: Optional[FileSystem] = None,
     official_lr: bool = False,
     scales: Sequence[float] = (2, 3, 4),
     duplicates: Optional[List[str]] = None,
@@ -147,13 +117,13 @@ def discover(
 
     Raises ValueError for an input that matches nothing (a typo must not pass silently).
     """
-    fs = fs or LocalFS()
+    fs = fs or LOCAL_OR_GCS
     sources: List[Source] = []
     seen_ids: Dict[str, int] = {}
     seen_files = set()
 
     def add(src: Source):
-        identity = tuple(p if "://" in p else os.path.realpath(p) for p in src.paths)
+        identity = tuple(p if fs.is_remote(p) else os.path.realpath(p) for p in src.paths)
         if identity in seen_files:
             if duplicates is not None:
                 duplicates.append(src.paths[0])
@@ -172,10 +142,10 @@ def discover(
             if not matches:
                 raise UserError(f"input {spec!r} matches no files")
             for m in matches:
-                if not fs.is_dir(m):
+                if not fs.isdir(m):
                     add(_file_source(m, os.path.basename(os.path.dirname(m)) or "input", os.path.basename(m)))
             continue
-        if fs.is_dir(spec):
+        if fs.isdir(spec):
             files = fs.list_files(spec)
             if not files:
                 raise UserError(f"input folder {spec!r} is empty")
@@ -210,7 +180,7 @@ def discover(
 
 def _file_source(path: str, dataset: str, rel: str) -> Source:
     sid = f"{dataset}/{rel.split('/', 1)[1] if rel.startswith(dataset + '/') else rel}"
-    special = None if "://" in path else media.not_regular(path)
+    special = None if fs_is_remote(path) else media.not_regular(path)
     if special:  # never opened: a FIFO blocks, a device (a link to /dev/zero) never ends
         return Source("invalid", dataset, sid, sid, (path,), reason=special)
     if media.is_image_path(path):
@@ -276,7 +246,7 @@ def estimated_megapixels(src: Source, frame_stride: int = 5, max_frames: Optiona
     (image headers, the first frame of a sequence, a video's probe), so that a progress line
     can weigh a 2K image, a DAVIS sequence and a long video by their work rather than count
     them as one source each. None when it cannot tell cheaply (remote, invalid, unreadable)."""
-    if src.kind == "invalid" or not src.paths or "://" in src.paths[0]:
+    if src.kind == "invalid" or not src.paths or fs_is_remote(src.paths[0]):
         return None
     try:
         if src.kind == "image":
@@ -309,9 +279,9 @@ class SourceRun:
     """
 
     def __init__(self, src: Source, options: PatchOptions, frame_stride: int = 5, max_frames: Optional[int] = None,
-                 fs=None):
+                 fs: Optional[FileSystem] = None):
         self.src, self.options, self.frame_stride, self.max_frames = src, options, frame_stride, max_frames
-        self.fs = fs or LocalFS()
+        self.fs = fs or LOCAL_OR_GCS
         self.split = src.split
         self.degradation = degrade.draw(options.degradation, options.seed, src.source_id, src.kind) \
             if src.kind != "invalid" else degrade.CLEAN
@@ -405,7 +375,7 @@ def process_source(
     options: PatchOptions,
     frame_stride: int = 5,
     max_frames: Optional[int] = None,
-    fs=None,
+    fs: Optional[FileSystem] = None,
 ) -> SourceOutcome:
     """All of one source's records at once (:class:`SourceRun` holds them frame by frame; this
     is for callers that want a list, such as small datasets and tests)."""

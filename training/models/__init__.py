@@ -39,10 +39,12 @@ def build_model(name: str, scale: float = 2, **kwargs) -> keras.Model:
 
 
 def spec_of(model: keras.Model) -> ArchitectureSpec:
-    """The architecture of a model, from its Keras name (``vdsr``, ``subpixel_x1.5``)."""
-    for name, s in SPECS.items():
-        if model.name.startswith(name):
-            return s
+    """The architecture of a model, from the Keras name its builder saved with it: the spec's
+    name, alone (``vdsr``) or with the scale (``subpixel_x1.5``, ``span_x2``); matched whole, so
+    no architecture's name can be taken for another's that it begins with."""
+    kind = model.name if model.name in SPECS else model.name.rsplit("_x", 1)[0]
+    if kind in SPECS:
+        return SPECS[kind]
     raise ValueError(f"model {model.name!r} is not an imagesr SR model ({'*/'.join(MODELS)}*)")
 
 

@@ -57,8 +57,10 @@ class ArchitectureSpec:
         """The scale a fixed-scale model was built for (its bicubic skip's), None otherwise."""
         if not self.fixed_scale:
             return None
+        from imagesr.training.layers import BicubicResize
+
         for layer in model.layers:
-            if layer.__class__.__name__ == "BicubicResize":
+            if isinstance(layer, BicubicResize):
                 return Scale(layer.scale)
         raise ValueError(f"model {model.name!r} has no BicubicResize skip to read its scale from")
 

@@ -96,7 +96,7 @@ def ffmpeg_path(path) -> str:
     starts with ``-`` is not taken for an option, nor ``name:x.mp4`` for a protocol; URLs,
     ``-`` (a pipe) and absolute paths are given as they are."""
     path = str(path)
-    if path == "-" or "://" in path or os.path.isabs(path):
+    if path == "-" or url_scheme(path) is not None or os.path.isabs(path):
         return path
     return os.path.join(".", path)
 

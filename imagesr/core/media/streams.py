@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from imagesr.core.media.files import _stderr_tail, ffmpeg_binary, ffmpeg_path
+from imagesr.core.media.files import _stderr_tail, ffmpeg_binary, ffmpeg_path, url_scheme
 from imagesr.core.media.probe import StreamInfo
 
 # ffmpeg's muxer for an output extension (what it would guess itself).
@@ -196,7 +196,7 @@ def file_plan(path: str, streams: Sequence[StreamInfo], chapters: int, out_path:
               video_args: Sequence[str]) -> Tuple[StreamPlan, Optional[str]]:
     """The plan for a file input, checked by trial muxes: (plan, None), or (plan, reason) when
     even the video alone cannot be written (the codec, its options or the container)."""
-    ext = os.path.splitext(out_path)[1] if out_path not in ("-",) and "://" not in out_path else ""
+    ext = os.path.splitext(out_path)[1] if out_path not in ("-",) and url_scheme(out_path) is None else ""
     plan = rule_plan(path, streams, chapters, muxer)
     if _trial(plan, video_args, muxer, ext) is None:
         return plan, None
