@@ -76,7 +76,11 @@ class _Replay:
 
     def __init__(self, outputs: np.ndarray, planar_outputs=None):
         self.outputs, self.planar_outputs, self.i = outputs, planar_outputs, 0
-        self.compiles_per_shape = planar_outputs is not None
+        from imagesr.training.serving import ServingBackend
+
+        # the planar route's floor is measured as JAX would run it (frames in the decoder's Y'CbCr)
+        self.backend = ServingBackend("jax" if planar_outputs is not None else "io", jit=planar_outputs is not None,
+                                      accelerator=False)
 
     def _next(self, outputs, n):
         i = self.i % len(outputs)
@@ -259,7 +263,7 @@ def main():
                 np.asarray(processor(src[: args.batch]))  # warm-up: trace / compile the batch shape
                 compute = statistics.median(_compute_time(processor, src, args.batch) for _ in range(args.repeats))
                 stages = None
-                if args.stages and name != "io" and getattr(up, "compiles_per_shape", False):
+                if args.stages and name != "io" and up.backend.jit:
                     size = processor.planar[1].size if processor.planar else processor.natural
                     stages = _stages(up, src[: args.batch], size, processor.planar)
                 t = time.perf_counter()  # the whole call: probe, decoder and encoder start-up included

@@ -355,12 +355,14 @@ def test_shipped_model_beats_bicubic_on_real_footage(tmp_path, capsys):
 def test_short_last_batch_is_padded_only_where_shapes_compile(compiles):
     """JAX compiles per batch shape, so the last short batch is padded to the compiled one;
     TensorFlow traces once for all shapes, so padding would only waste compute."""
+    from imagesr.training.serving import ServingBackend
     from imagesr.upscale import FrameProcessor
 
     seen = []
 
     class Recorder:  # a bicubic-kind upscaler that records the batch sizes it is given
-        kind, scale, parameters, compiles_per_shape = "bicubic", None, 0, compiles
+        kind, scale, parameters = "bicubic", None, 0
+        backend = ServingBackend("jax" if compiles else "tensorflow", jit=compiles, accelerator=False)
 
         def __call__(self, frames, size):
             seen.append(len(frames))

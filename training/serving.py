@@ -14,10 +14,12 @@ evaluator and ``imagesr upscale``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import numpy as np
@@ -181,6 +183,34 @@ def _sentences(error: Exception, limit: int = 400) -> str:
     return text[:ends[-1]] if ends else text.split(". ")[0]
 
 
+@dataclass(frozen=True)
+class ServingBackend:
+    """How the Keras backend this process runs serves a model, decided once (:func:`serving_backend`).
+
+    ``jit``: JAX, one compiled call per batch shape (uint8 in and out, colour conversions on the
+    device: the planar route); callers then pad a short last batch to the shape already compiled
+    instead of compiling another. Otherwise TensorFlow, whose predict traces once for all shapes.
+    ``accelerator``: JAX on a GPU or TPU, where frames cross a host link (the planar route pays
+    there; on a CPU the host is the device and ffmpeg's own conversions are cheaper)."""
+
+    name: str
+    jit: bool
+    accelerator: bool
+
+
+@functools.lru_cache(maxsize=None)
+def serving_backend() -> ServingBackend:
+    import keras
+
+    name = keras.backend.backend()
+    accelerator = False
+    if name == "jax":
+        import jax
+
+        accelerator = jax.default_backend() != "cpu"
+    return ServingBackend(name, jit=name == "jax", accelerator=accelerator)
+
+
 class FrameUpscaler:
     """Upscale uint8 RGB frames to a given size with a model (or bicubic).
 
@@ -193,7 +223,6 @@ class FrameUpscaler:
         self.name = name
         self._fn = None
         self._jit = {}
-        self._jax = None  # the backend, read on first use
         if model is None:
             self.spec, self.kind, self.scale, self.parameters = None, "bicubic", None, 0
         else:
@@ -203,25 +232,9 @@ class FrameUpscaler:
             self.kind, self.scale, self.parameters = self.spec.name, self.spec.scale_of(model), int(model.count_params())
 
     @property
-    def compiles_per_shape(self) -> bool:
-        """Whether a new batch shape costs a compilation (the JAX route: one jitted call per
-        shape; the TensorFlow route traces once for all shapes). Callers then pad a short last
-        batch to the shape already compiled instead of compiling another."""
-        if self._jax is None:
-            import keras
-
-            self._jax = keras.backend.backend() == "jax"
-        return self._jax
-
-    @property
-    def on_accelerator(self) -> bool:
-        """JAX on a GPU or TPU, where frames cross a host link (the planar route pays there; on
-        a CPU the host is the device and ffmpeg's own conversions are cheaper)."""
-        if not self.compiles_per_shape:
-            return False
-        import jax
-
-        return jax.default_backend() != "cpu"
+    def backend(self) -> ServingBackend:
+        """How this process serves the model (read on first use: it loads Keras's backend)."""
+        return serving_backend()
 
     def supports(self, scale: float) -> bool:
         return self.scale is None or Scale(self.scale) == Scale(scale)
@@ -284,7 +297,7 @@ class FrameUpscaler:
         converted on the device (JAX backend only). Returns the device array without waiting
         for it: the caller hands it on (``np.asarray`` waits), so the next batch is sent while
         this one computes and comes back."""
-        if not self.compiles_per_shape:
+        if not self.backend.jit:
             raise ValueError("planar frames need the JAX backend")
         frames = np.asarray(frames, dtype=np.uint8)
         natural = planar[1].size
@@ -301,7 +314,7 @@ class FrameUpscaler:
         natural = size
         if self.spec is not None and self.spec.fixed_scale:
             natural = output_size(batch.shape[1:3], self.scale)
-        if self.compiles_per_shape:
+        if self.backend.jit:
             out = self._jax_call(batch, natural)
         elif self.spec is None:  # the bicubic baseline
             out = np.stack([imresize(f, size=size) for f in batch])

@@ -71,7 +71,7 @@ class FrameProcessor:
         for HD) when the whole upscale is one device call: the JAX backend, no tiles, no padding,
         the model's own output size, even output sides. Returns whether it does."""
         out_h, out_w = self.out_size
-        if (source is None or source.size != self.in_size or not getattr(self.up, "compiles_per_shape", False)
+        if (source is None or source.size != self.in_size or not self.up.backend.jit
                 or self.tile is not None or any(self.pad) or self.natural != self.out_size or out_h % 2 or out_w % 2):
             return False
         self.planar = (source, PlanarFormat("yuv420p", out_h, out_w, output_matrix(out_w, out_h)))
@@ -103,7 +103,7 @@ class FrameProcessor:
             return self._deep(frames)
         frames = np.asarray(frames, dtype=np.uint8)
         n = len(frames)
-        if n < self.batch and self._traced and getattr(self.up, "compiles_per_shape", False):
+        if n < self.batch and self._traced and self.up.backend.jit:
             frames = np.concatenate([frames, np.repeat(frames[-1:], self.batch - n, axis=0)])  # no recompile
         self._traced = self._traced or n == self.batch
         if self.planar is not None:  # a device array, not waited for

@@ -181,7 +181,7 @@ def upscale(
         # a live source flows from the moment it is opened: load the model first, so that its
         # start is not queued (and, in real time, dropped) while the model loads
         model = load_model(model, scale)
-        getattr(model, "compiles_per_shape", None)
+        model.backend  # noqa: B018 - the Keras backend loads now too
     quality = image_quality(output, quality)
     source = open_source(input, fps, max_megapixels)
     try:
@@ -220,10 +220,10 @@ def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps
             video = _video_settings(source, out_path, out_size, codec, crf, preset, pix_fmt, fmt, deep, resume)
         upscaler = model if hasattr(model, "kind") and callable(model) else load_model(model, scale)
         processor = FrameProcessor(upscaler, in_size, out_size, tile=tile, batch=batch)
-        getattr(upscaler, "compiles_per_shape", None)  # the Keras backend loads now, not on the clock
+        upscaler.backend  # noqa: B018 - the Keras backend loads now, not on the clock
         planar_in = None
         if source.kind in ("video", "stream") and not deep:  # the route is chosen before decoding
-            wanted = planar if planar is not None else getattr(upscaler, "on_accelerator", False)
+            wanted = planar if planar is not None else upscaler.backend.accelerator
             if (out_kind in ("video", "stream") and wanted and video["pix_fmt"] in (None, "yuv420p")
                     and video["colour"].matrix in ("bt709", "bt601")
                     and processor.use_planar(source.info.planar_format())):
