@@ -251,7 +251,19 @@ def _command_parser(parser: argparse.ArgumentParser, command: Optional[str]) -> 
     return parser
 
 
+class _Defaults:
+    """A dataclass's field defaults as attributes, read from the class (no instance is made)."""
+
+    def __init__(self, cls):
+        import dataclasses
+
+        self.__dict__.update({f.name: f.default for f in dataclasses.fields(cls)
+                              if f.default is not dataclasses.MISSING})
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from imagesr.training.trainer import TrainConfig
+
     p = argparse.ArgumentParser(
         prog="imagesr",
         description="Image super-resolution data and model system (patch pairs, training, evaluation, upscaling).",
@@ -274,26 +286,27 @@ def build_parser() -> argparse.ArgumentParser:
     patches.add_job_arguments(pa)
     pa.set_defaults(func=_cmd_patches, beam_options=True)
 
+    tc = _Defaults(TrainConfig)  # declared once; read without building one (that would load Keras)
     t = sub.add_parser("train", help="train an SR model on patch-pair TFRecords")
     t.add_argument("--examples", required=True, help="output folder of imagesr patches (Split-train/, Split-eval/)")
-    t.add_argument("--model", default="vdsr",
+    t.add_argument("--model", default=tc.model,
                    help="architecture: vdsr (one model for every scale), subpixel or span (one scale each; span: "
-                        "SPAN's blocks, re-parameterised convolutions folded at export); default vdsr")
-    t.add_argument("--scales", type=scale_arg, nargs="+", default=[2, 3, 4], help="scales to train on (subpixel: one)")
-    t.add_argument("--steps", type=int, default=1000)
+                        f"SPAN's blocks, re-parameterised convolutions folded at export); default {tc.model}")
+    t.add_argument("--scales", type=scale_arg, nargs="+", default=list(tc.scales), help="scales to train on (subpixel: one)")
+    t.add_argument("--steps", type=int, default=tc.steps)
     t.add_argument("--out", required=True, help="run folder: model.keras, saved_model/, logs/, train_summary.json "
                                                 "(a new or empty folder)")
     t.add_argument("--overwrite", action="store_true", help="replace the model folder already in --out (the whole "
                                                             "folder: an old card does not stay beside the new model)")
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--batch-size", type=int, default=tc.batch_size)
     t.add_argument("--crop", type=int, default=None, help="HR crop of the stored patches")
-    t.add_argument("--learning-rate", type=_positive_float, default=5e-4)
-    t.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
-    t.add_argument("--loss", choices=["l1", "l2"], default="l1")
+    t.add_argument("--learning-rate", type=_positive_float, default=tc.learning_rate)
+    t.add_argument("--schedule", choices=["cosine", "constant"], default=tc.schedule)
+    t.add_argument("--loss", choices=["l1", "l2"], default=tc.loss)
     t.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
     t.add_argument("--model-args", default=None, help='JSON, e.g. \'{"depth": 20, "width": 64}\'')
-    t.add_argument("--log-every", type=int, default=50)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--log-every", type=int, default=tc.log_every)
+    t.add_argument("--seed", type=int, default=tc.seed)
     t.add_argument("--warm-start", default=None, help="a shipped model's name, a model dir or a .keras file to start from")
     t.add_argument("--no-eval", action="store_true", help="skip PSNR on the eval split")
     t.add_argument("--time-budget-s", type=_positive_float, default=None,
