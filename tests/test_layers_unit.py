@@ -154,6 +154,7 @@ def test_crop_is_aligned_on_both_readers_and_refused_when_it_cannot_be(tmp_path,
     (it used to train on misaligned pairs on TensorFlow and fail on JAX)."""
     from test_training import make_dataset
 
+    from imagesr.core.dataset import record_files
     from imagesr.core.records import decode_pair, iter_tfrecord
     from imagesr.training import data
     from imagesr.training.trainer import TrainConfig
@@ -161,7 +162,7 @@ def test_crop_is_aligned_on_both_readers_and_refused_when_it_cannot_be(tmp_path,
     with pytest.raises(UserError, match="multiple of 3"):
         TrainConfig(model="subpixel", scales=(1.5,), crop=40)
     root = make_dataset(str(tmp_path / "d"), scales=(1.5,), n_images=1, size=(48, 48))
-    files = data.record_files(root, "train")
+    files = record_files(root, "train")
     first = decode_pair(next(iter_tfrecord(files[0])))
     if backend_reader == "tf_dataset":
         x, y = next(iter(data.tf_dataset(files, "subpixel", 1, scales=(1.5,), crop=24, repeat=False, shuffle_buffer=0)))
