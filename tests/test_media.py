@@ -245,3 +245,23 @@ def test_davis_sequence():
     seq = shared_path("davis", "DAVIS", "JPEGImages", "480p", "blackswan")
     frames = list(media.iter_folder_frames(seq, stride=10, limit=2))
     assert len(frames) == 2 and frames[0].shape == (480, 854, 3)
+
+
+@pytest.mark.parametrize("line,expected,option", [
+    ("ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright (c) 2000-2021", (4, 4), "-vsync"),
+    ("ffmpeg version 4.2.2-static https://johnvansickle.com/ffmpeg/", (4, 2), "-vsync"),
+    ("ffmpeg version 5.1.9-0+deb12u1 Copyright (c) 2000-2026", (5, 1), "-fps_mode"),
+    ("ffmpeg version n7.1 Copyright (c) 2000-2024", (7, 1), "-fps_mode"),
+    ("ffmpeg version N-112233-g0123abcd Copyright (c) 2000-2024", (99, 0), "-fps_mode"),
+])
+def test_frame_timing_option_follows_the_ffmpeg_version(tmp_path, monkeypatch, line, expected, option):
+    """ffmpeg 5.1 renamed -vsync to -fps_mode; 4.x (Ubuntu 22.04's, older static builds) knows
+    only -vsync: the decoder and encoder ask for the one the binary in use knows."""
+    from imagesr.core.media.files import ffmpeg_version, passthrough_timing
+
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\necho '{line}'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("IMAGESR_FFMPEG", str(fake))
+    assert ffmpeg_version(str(fake)) == expected
+    assert passthrough_timing()[0] == option and passthrough_timing("0")[0].startswith(option)

@@ -23,6 +23,7 @@ from imagesr.core.media.files import (
     ffmpeg_path,
     is_image_path,
     natural_key,
+    passthrough_timing,
 )
 from imagesr.core.media.images import decode_image
 from imagesr.core.media.probe import VideoInfo, probe_video
@@ -113,7 +114,7 @@ class VideoDecoder:
         if filters:
             cmd += ["-vf", ",".join(filters)]
         cmd += ["-f", "rawvideo", "-pix_fmt", planar.pix_fmt if planar is not None else ("rgb48le" if deep else "rgb24"),
-                "-fps_mode", "passthrough"]
+                *passthrough_timing()]
         if limit is not None:
             cmd += ["-frames:v", str(limit)]
         cmd += ["pipe:1"]

@@ -11,7 +11,14 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from imagesr.core.colour import SWS_MATRIX, TAGS, PlanarFormat, output_matrix, stream_matrix
-from imagesr.core.media.files import MediaError, _stderr_tail, ffmpeg_binary, ffmpeg_path, url_scheme
+from imagesr.core.media.files import (
+    MediaError,
+    _stderr_tail,
+    ffmpeg_binary,
+    ffmpeg_path,
+    passthrough_timing,
+    url_scheme,
+)
 from imagesr.core.media.probe import HdrMetadata, VideoInfo
 from imagesr.core.media.streams import StreamPlan
 from imagesr.core.outputs import claim_partial, remove_quietly
@@ -95,7 +102,7 @@ def encoder_args(size: Tuple[int, int], codec: str = "libx264", crf: Optional[in
         video += ["-preset", str(preset)]
     if crf is not None:
         video += ["-crf", str(crf)]
-    video += ["-fps_mode:0", "passthrough", "-colorspace", space, "-color_primaries", colour.primaries,
+    video += [*passthrough_timing("0"), "-colorspace", space, "-color_primaries", colour.primaries,
               "-color_trc", colour.transfer, "-color_range", "pc" if full else "tv"]
     if planar is None:  # ffmpeg converts, with the matrix the file is tagged with
         video += ["-filter:0", f"scale=out_color_matrix={SWS_MATRIX[colour.matrix]}:out_range=limited,format={chosen}"]

@@ -6,11 +6,13 @@ of the ``imageio-ffmpeg`` package if installed. ``ffprobe`` is used when present
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import stat
-from typing import BinaryIO, List, Optional, Union
+import subprocess
+from typing import BinaryIO, List, Optional, Tuple, Union
 
 from imagesr.core.errors import UserError
 
@@ -160,6 +162,27 @@ def ffmpeg_binary() -> str:
     raise FFmpegNotFound(
         "ffmpeg", "no ffmpeg binary found: install it (apt-get install ffmpeg) or pip install imageio-ffmpeg"
     )
+
+
+@functools.lru_cache(maxsize=None)
+def ffmpeg_version(ffmpeg: str) -> Tuple[int, int]:
+    """(major, minor) of an ffmpeg binary; (99, 0) for a build that names no release (a git
+    snapshot, ``N-112233-g...``), taken as new."""
+    try:
+        out = subprocess.run([ffmpeg, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return (99, 0)
+    m = re.search(r"ffmpeg version n?(\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else (99, 0)
+
+
+def passthrough_timing(stream: Optional[str] = None) -> List[str]:
+    """ffmpeg options that keep every frame with its own timestamp (none dropped or repeated to
+    fit a frame rate): ``-fps_mode`` from ffmpeg 5.1, else ``-vsync``, its older name (ffmpeg
+    4.x, e.g. Ubuntu 22.04's, and the static build of older imageio-ffmpeg wheels)."""
+    if ffmpeg_version(ffmpeg_binary()) >= (5, 1):
+        return [f"-fps_mode:{stream}" if stream else "-fps_mode", "passthrough"]
+    return ["-vsync", "passthrough"]
 
 
 def _ffprobe_binary(ffmpeg: str) -> Optional[str]:
