@@ -2,7 +2,8 @@
 # Rehearse benchmarks/gpu_run.sh on this CPU in an environment built like the GPU machine's, before
 # spending device time: Python 3.12, numpy 2, JAX (CPU), Keras 3.12.4, no TensorFlow, and no
 # ffmpeg/ffprobe on the PATH (bind-mounted away in a private mount namespace, so the packed
-# imageio-ffmpeg binary is the one used). Quick budgets; minutes, not a measurement.
+# imageio-ffmpeg binary is the one used); imagesr installed from the packed wheel into that
+# environment (GPU_VENV). Quick budgets and a longer deadline; minutes, not a measurement.
 # usage: bash benchmarks/gpu_pack.sh && bash benchmarks/gpu_dryrun.sh [OUT]   (needs root for unshare)
 set -euo pipefail
 root=$(git rev-parse --show-toplevel); cd "$root"
@@ -20,5 +21,5 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 out=${1:-/tmp/imagesr-gpu-dryrun}; rm -rf "$out" /tmp/site
 exec unshare -m bash -c 'for b in ffmpeg ffprobe; do p=$(command -v $b) && mount --bind /dev/null "$p"; done
-  export PATH="'"$venv"'/bin:$PATH" OUT="'"$out"'" TRAIN_ARGS="--quick --workers 2" UPSCALE_LIMIT=${UPSCALE_LIMIT:-60}
+  export PATH="'"$venv"'/bin:$PATH" GPU_VENV="'"$venv"'" OUT="'"$out"'" TRAIN_ARGS="--quick --workers 2" DEADLINE_S=${DEADLINE_S:-900}
   bash benchmarks/gpu_run.sh'

@@ -1,18 +1,19 @@
 """The GPU run of the training issue, in one command: patches -> train -> evaluate.
 
-1. Patch pairs from the training images (T91 + BSD200) with the project's own code
-   (imagesr.sources.process_source: MATLAB bicubic at x2/x3/x4/x1.5, 48 px HR patches,
-   residuals), written as TFRecords by forked workers (no TensorFlow and no Beam on the GPU
-   machine) and read back through the TF-free reader (imagesr.training.data.load_arrays).
-2. Training with the backend Keras is set to (JAX on the H100), each run within its own time
-   budget with a cosine in time (imagesr.training.trainer, time_budget_s): VDSR on x2+x3+x4 alone
-   first, then SubPixel-SR at x2 and at x1.5 side by side. Each run is a child process (this
-   script with --child); the runs of one group share the GPU. SubPixel-SR's steps are short
-   and bound by the host loop, so two of them fill each other's idle gaps on the GPU (and
-   overlap their loading, compilation and export), which leaves VDSR more of the total time.
-3. Y-PSNR/SSIM on Set5 and Set14 by `imagesr evaluate --json` (the command itself), run on the
-   machine's CPU cores (JAX_PLATFORMS=cpu) in the background while the GPU trains the next
-   model: evaluation compiles once per image size, which would otherwise take GPU time.
+1. Patch pairs with the project's own code (imagesr.core.sources.process_source, 48 px HR
+   patches): MATLAB-bicubic pairs at x2/x3/x4 of the photographs (DATA/photos), realistic x1.5
+   pairs of the real-video sequences (DATA/video: blur, noise and H.264 drawn per source, then
+   the resize), written as TFRecords by forked workers (no TensorFlow and no Beam on the GPU
+   machine) and read back through the TF-free reader.
+2. Training with the backend Keras is set to (JAX on the GPU), each run within its own time
+   budget with a cosine in time (imagesr.training.trainer, time_budget_s): by default the
+   efficient model at x2 and x3 side by side, then x4 beside the real-video x1.5 model (trained
+   on realistic pairs from the start). Each run is a child process (this script with --child);
+   the runs of one group share the GPU (their steps are short and bound by the host loop, so two
+   fill each other's idle gaps).
+3. Y-PSNR/SSIM on Set5 and Set14 by `imagesr evaluate --json` (the installed command), run on
+   the machine's CPU cores (JAX_PLATFORMS=cpu) in the background while the GPU trains the next
+   models: evaluation compiles once per image size, which would otherwise take GPU time.
 
 VDSR (trained at x2/x3/x4) is also evaluated at x1.5, beside the efficient model there.
 Results go to OUT/results.json (rewritten after every stage, so a cut-off run still reports
@@ -35,24 +36,31 @@ import sys
 import threading
 import time
 
-from imagesr.patches import PatchOptions
-from imagesr.records import write_tfrecord
-from imagesr.sources import assign_splits, discover, process_source
+from imagesr.core.dataset import split_dir
+from imagesr.core.patches import PatchOptions
+from imagesr.core.records import write_tfrecord
+from imagesr.core.sources import assign_splits, discover, process_source
 
-# name -> (model, scales, learning rate, steps per compiled call, model args)
+# name -> (model, scales, learning rate, steps per compiled call, model args, patches)
 # SubPixel-SR is wider and deeper here than the shipped CPU model (64 channels, 6 blocks: about
 # 0.5M parameters, still fewer than VDSR's 0.67M and ~13x fewer multiply-adds per 1080p frame):
 # on a GPU its training steps are bound by the host loop, not the network, so the capacity is
-# nearly free within the same time budget.
+# nearly free within the same time budget. "clean": MATLAB-bicubic pairs of the photographs
+# (DATA/photos, or DATA/train); "real": realistic pairs of the real-video sequences (DATA/video:
+# per-source blur, noise, H.264 over the frames, then the x1.5 resize), from the start.
 SUBPIXEL_GPU = {"width": 64, "blocks": 6}
 RUNS = {
-    "vdsr_x2-3-4": ("vdsr", (2, 3, 4), 5e-4, 1, {}),
-    "subpixel_x2": ("subpixel", (2,), 1e-3, 4, SUBPIXEL_GPU),
-    "subpixel_x1.5": ("subpixel", (1.5,), 1e-3, 4, SUBPIXEL_GPU),
+    "vdsr_x2-3-4": ("vdsr", (2, 3, 4), 5e-4, 1, {}, "clean"),
+    "subpixel_x2": ("subpixel", (2,), 1e-3, 4, SUBPIXEL_GPU, "clean"),
+    "subpixel_x3": ("subpixel", (3,), 1e-3, 4, SUBPIXEL_GPU, "clean"),
+    "subpixel_x4": ("subpixel", (4,), 1e-3, 4, SUBPIXEL_GPU, "clean"),
+    "subpixel_x1.5": ("subpixel", (1.5,), 1e-3, 4, SUBPIXEL_GPU, "clean"),
+    "subpixel_x1.5_real": ("subpixel", (1.5,), 1e-3, 4, SUBPIXEL_GPU, "real"),
 }
-DEFAULT_BUDGETS = {"vdsr_x2-3-4": 230.0, "subpixel_x2": 80.0, "subpixel_x1.5": 80.0}
+DEFAULT_BUDGETS = {"vdsr_x2-3-4": 230.0, "subpixel_x2": 150.0, "subpixel_x3": 150.0, "subpixel_x4": 150.0,
+                   "subpixel_x1.5": 80.0, "subpixel_x1.5_real": 150.0}
 # Runs in one group train at the same time, in separate processes; groups run one after another.
-DEFAULT_GROUPS = ["vdsr_x2-3-4", "subpixel_x2,subpixel_x1.5"]
+DEFAULT_GROUPS = ["subpixel_x2,subpixel_x3", "subpixel_x4,subpixel_x1.5_real"]
 EVAL_SCALES = {"vdsr": (2, 3, 4, 1.5)}  # VDSR serves any scale: shown at the efficient model's x1.5 too
 SUMMARY_KEYS = ("parameters", "steps", "train_seconds", "steps_per_second", "final_loss", "eval_psnr_y",
                 "eval_psnr_y_bicubic")
@@ -66,7 +74,7 @@ def _work(args):
         for src in sources:
             o = process_source(src, _OPTS)
             if o.split not in files:
-                d = os.path.join(out, f"Split-{o.split}")
+                d = split_dir(out, o.split)
                 os.makedirs(d, exist_ok=True)
                 files[o.split] = open(os.path.join(d, f"part-{idx:04d}.tfrecord"), "wb")
             for r in o.records:
@@ -78,10 +86,12 @@ def _work(args):
     return n
 
 
-def make_patches(train_dir: str, out: str, workers: int, limit_sources=None, scales=(2, 3, 4, 1.5)) -> int:
+def make_patches(train_dir: str, out: str, workers: int, limit_sources=None, scales=(2, 3, 4, 1.5),
+                 degradation: str = "clean") -> int:
     """Patch pairs of every source at ``scales``, one TFRecord file per worker and split."""
     global _OPTS
-    _OPTS = PatchOptions(scales=tuple(scales), patch_size=48, stride=24, residual=True)
+    _OPTS = PatchOptions(scales=tuple(scales), patch_size=48, stride=24, residual=degradation == "clean",
+                         degradation=degradation)
     sources = assign_splits(discover([train_dir]), 0.02)
     if limit_sources:  # a few of each split
         sources = ([s for s in sources if s.split == "train"][:limit_sources]
@@ -132,8 +142,8 @@ class Evaluations:
                     return
                 _, key, model_dir, dataset, scales = self.jobs.pop(0)
             t = time.perf_counter()
-            cmd = [sys.executable, "-m", "imagesr.cli", "evaluate", "--model", model_dir, "--dataset", dataset,
-                   "--scales", *[f"{s:g}" for s in scales], "--json"]
+            cmd = [shutil.which("imagesr") or "imagesr", "evaluate", "--model", model_dir, "--dataset", dataset,
+                   "--scales", *[f"{s:g}" for s in scales], "--json"]  # the installed console script
             p = self.procs[worker] = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                       text=True)
             try:
@@ -176,7 +186,7 @@ class Evaluations:
 def train_config(args, name: str, budget_s: float):
     from imagesr.training.trainer import TrainConfig
 
-    model, scales, lr, spe, model_args = RUNS[name]
+    model, scales, lr, spe, model_args, _ = RUNS[name]
     lr = _per_run(args.learning_rate, float).get(name, lr)
     return TrainConfig(model=model, scales=scales, batch_size=8 if args.quick else args.batch, steps=args.steps,
                        learning_rate=lr, mixed_precision=args.mixed_precision, in_memory=True,
@@ -198,7 +208,7 @@ def train_child(args) -> None:
     logging.getLogger("imagesr.training").setLevel(logging.INFO)  # pairs loaded, steps, compilation time
     import keras
 
-    from imagesr.training.data import find_record_files
+    from imagesr.core.dataset import record_files
     from imagesr.training.trainer import train
 
     devices = []
@@ -207,10 +217,10 @@ def train_child(args) -> None:
 
         devices = [str(d) for d in jax.devices()]
     print(f"Keras {keras.__version__} on {keras.backend.backend()}: {devices}", flush=True)
-    patches = os.path.join(args.work, "patches")
+    patches = os.path.join(args.work, "patches", RUNS[args.child][5])
     run_dir = os.path.join(args.work, "runs", args.child)
     cfg = train_config(args, args.child, args.child_budget)
-    s = train(cfg, find_record_files(patches, "train"), find_record_files(patches, "eval"), run_dir)
+    s = train(cfg, record_files(patches, "train"), record_files(patches, "eval"), run_dir)
     out = {k: s.get(k) for k in SUMMARY_KEYS}
     out.update(backend=keras.backend.backend(), keras=keras.__version__, devices=devices)
     with open(os.path.join(run_dir, "gpu_summary.json"), "w") as f:
@@ -259,7 +269,8 @@ def run_group(args, names, budgets, log):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="folder with train/ (training images) and bench/Set5/HR, bench/Set14/HR")
+    ap.add_argument("--data", required=True, help="folder with photos/ (or train/: training images), video/ (real-video "
+                    "sequences, for the real x1.5 run) and bench/Set5/HR, bench/Set14/HR")
     ap.add_argument("--out", required=True)
     ap.add_argument("--work", default="/tmp/imagesr-gpu")
     ap.add_argument("--budget", nargs="+", default=[], metavar="RUN=SECONDS",
@@ -279,8 +290,6 @@ def main():
     ap.add_argument("--warm-start", nargs="+", default=[], metavar="RUN=PATH",
                     help="start a run from a trained model (.keras or model folder) instead of from scratch")
     ap.add_argument("--learning-rate", nargs="+", default=[], metavar="RUN=LR", help="a run's peak learning rate")
-    ap.add_argument("--patch-scales", nargs="+", type=float, default=[2, 3, 4, 1.5],
-                    help="scales to make patches for (only those the runs train on are needed)")
     ap.add_argument("--child", choices=list(RUNS), help=argparse.SUPPRESS)
     ap.add_argument("--child-budget", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -322,12 +331,24 @@ def main():
             os.replace(tmp, os.path.join(args.out, "results.json"))
 
     # Patches in forked workers; this process never starts Keras or the GPU (the runs are children).
-    patches = os.path.join(args.work, "patches")
-    n = make_patches(os.path.join(args.data, "train"), patches, args.workers, limit_sources=6 if args.quick else None,
-                     scales=[int(s) if s.is_integer() else s for s in args.patch_scales])
-    results["patches"] = {"pairs": n, "seconds": round(time.perf_counter() - t0, 1), "workers": args.workers}
-    log(f"patches: {n:,} pairs (x{'/x'.join(f'{s:g}' for s in args.patch_scales)}, 48 px) "
-        f"in {results['patches']['seconds']} s")
+    wanted = {kind: sorted({s for g in groups for r in g if RUNS[r][5] == kind for s in RUNS[r][1]})
+              for kind in ("clean", "real")}
+    photos = os.path.join(args.data, "photos")
+    photos = photos if os.path.isdir(photos) else os.path.join(args.data, "train")
+    folders = {"clean": photos, "real": os.path.join(args.data, "video")}
+    results["patches"] = {}
+    for kind, scales in wanted.items():
+        if not scales:
+            continue
+        t = time.perf_counter()
+        n = make_patches(folders[kind], os.path.join(args.work, "patches", kind), args.workers,
+                         limit_sources=6 if args.quick else None, scales=[int(s) if float(s).is_integer() else s
+                                                                           for s in scales],
+                         degradation="clean" if kind == "clean" else "realistic")
+        results["patches"][kind] = {"pairs": n, "seconds": round(time.perf_counter() - t, 1), "workers": args.workers,
+                                    "source": folders[kind], "scales": scales}
+        log(f"patches ({kind}, {folders[kind]}): {n:,} pairs (x{'/x'.join(f'{s:g}' for s in scales)}, 48 px) "
+            f"in {results['patches'][kind]['seconds']} s")
     save()
 
     benches = {s: os.path.join(args.data, "bench", s, "HR") for s in ("Set5", "Set14")}
@@ -356,7 +377,7 @@ def main():
         log(f"training {', '.join(f'{r} ({budgets[r]:.0f} s)' for r in group)}")
         retry = []
         for name, (s, error, wall) in run_group(args, group, budgets, log).items():
-            model, scales, lr, _, model_args = RUNS[name]
+            model, scales, lr, _, model_args, _ = RUNS[name]
             lr = _per_run(args.learning_rate, float).get(name, lr)
             if error:
                 results["runs"][name] = {"error": error}
