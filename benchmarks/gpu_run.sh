@@ -11,7 +11,9 @@
 #   4. `imagesr upscale` of the whole clip, the command as users run it (frames/s in its summary)
 # Everything lands in $OUT: log.txt, results.json, upscale.json, eval_real.json, *.keras.
 # Here, first: bash benchmarks/gpu_pack.sh TRAIN_DIR BENCH_DIR CLIP, and rehearse with
-# bash benchmarks/gpu_dryrun.sh. Device call: carry [".gpu"], command "bash benchmarks/gpu_run.sh",
+# bash benchmarks/gpu_dryrun.sh. On the GPU machine (64 MiB per transfer, files kept while it is
+# warm): a first call carries part 1 ([".gpu/whl", ".gpu/video"], command "ls .gpu"), the next,
+# back to back, part 2 ([".gpu/photos", ".gpu/bench"]) with command "bash benchmarks/gpu_run.sh",
 # timeout_s 600 (the deadline inside ends it earlier).
 source benchmarks/gpu_env.sh
 deadline=$(( t0 + ${DEADLINE_S:-540} ))
