@@ -8,6 +8,7 @@ import math
 import os
 import re
 import subprocess
+from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from imagesr.core import shipped
@@ -33,6 +34,28 @@ Size = Tuple[int, int]  # (height, width)
 
 class UpscaleError(UserError):
     """Bad arguments or an output that cannot be written: one line, exit status 2 from the CLI."""
+
+
+@dataclass(frozen=True)
+class UpscaleOptions:
+    """One upscale's settings, checked and with the codec's defaults filled in (``upscale``
+    documents each): one bundle from the command line to the decoder, the sink and the encoder."""
+
+    size: Optional[Size] = None
+    scale: Optional[float] = None
+    batch: int = 4
+    tile: Optional[int] = None
+    fps: Optional[float] = None
+    planar: Optional[bool] = None
+    codec: str = "libx264"
+    crf: Optional[int] = None
+    preset: Optional[str] = None
+    pix_fmt: Optional[str] = None
+    format: Optional[str] = None
+    realtime: Optional[bool] = None
+    resume: bool = False
+    segment_seconds: float = 10.0
+    quality: Optional[int] = None
 
 
 # --------------------------------------------------------------------------- arguments

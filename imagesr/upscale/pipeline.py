@@ -52,6 +52,7 @@ from imagesr.upscale.options import (
     MIN_TILE,
     Size,
     UpscaleError,
+    UpscaleOptions,
     _fmt_size,
     check_encoder,
     default_crf,
@@ -182,20 +183,22 @@ def upscale(
         # start is not queued (and, in real time, dropped) while the model loads
         model = load_model(model, scale)
         model.backend  # noqa: B018 - the Keras backend loads now too
-    quality = image_quality(output, quality)
+    o = UpscaleOptions(size=size, scale=scale, batch=int(batch), tile=tile, fps=fps, planar=planar, codec=codec, crf=crf,
+                       preset=preset, pix_fmt=pix_fmt, format=format, realtime=realtime, resume=resume,
+                       segment_seconds=segment_seconds, quality=image_quality(output, quality))
     source = open_source(input, fps, max_megapixels)
     try:
-        return _upscale(source, input, output, model, size, scale, batch, tile, fps, progress, preset, planar, codec,
-                        crf, pix_fmt, format, realtime, resume, segment_seconds, quality)
+        return _upscale(source, input, output, model, o, progress)
     finally:
         source.close()
 
 
-def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps, progress, preset, planar, codec,
-             crf, pix_fmt, fmt, realtime, resume, segment_seconds, quality) -> UpscaleResult:
+def _upscale(source: Source, input, output, model, o: UpscaleOptions, progress) -> UpscaleResult:
+    size, scale, batch, tile, fps, planar = o.size, o.scale, o.batch, o.tile, o.fps, o.planar
+    pix_fmt, fmt, realtime, resume = o.pix_fmt, o.format, o.realtime, o.resume
     if fps is not None and source.kind in ("video", "stream"):
         raise UpscaleError("--fps applies to frame folders, images and animations; a video keeps its own frame rate")
-    out_path, out_kind = _check_output(output, source, codec, fmt)
+    out_path, out_kind = _check_output(output, source, o.codec, fmt)
     if out_kind == "stream":
         fmt = stream_format(output, fmt)
     if realtime is None:
@@ -217,7 +220,7 @@ def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps
     try:
         video = None
         if out_kind in ("video", "stream"):
-            video = _video_settings(source, out_path, out_size, codec, crf, preset, pix_fmt, fmt, deep, resume)
+            video = _video_settings(source, out_path, out_size, o, fmt, deep)
         upscaler = model if hasattr(model, "kind") and callable(model) else load_model(model, scale)
         processor = FrameProcessor(upscaler, in_size, out_size, tile=tile, batch=batch)
         upscaler.backend  # noqa: B018 - the Keras backend loads now, not on the clock
@@ -238,7 +241,7 @@ def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps
             if progress:
                 for note in notes:
                     progress.write(f"[upscale] note: {note}\n")
-            return run_resumable(source, out_path, processor, upscaler, video, batch, segment_seconds, progress,
+            return run_resumable(source, out_path, processor, upscaler, video, batch, o.segment_seconds, progress,
                                  in_size, out_size, planar_in)
         side_r = None
         decoder = None
@@ -253,7 +256,7 @@ def _upscale(source: Source, input, output, model, size, scale, batch, tile, fps
         else:
             frames = source.frames()
         try:
-            sink = _open_sink(out_path, out_kind, source, out_size, fps, processor, video, decoder, quality)
+            sink = _open_sink(out_path, out_kind, source, out_size, fps, processor, video, decoder, o.quality)
         except BaseException:
             if decoder is not None:
                 decoder.close()
@@ -301,10 +304,10 @@ def _is_live(path: str) -> bool:
     return is_live(path)
 
 
-def _video_settings(source: Source, out_path: str, out_size: Size, codec, crf, preset, pix_fmt, fmt, deep,
-                    resume) -> dict:
+def _video_settings(source: Source, out_path: str, out_size: Size, o: UpscaleOptions, fmt, deep) -> dict:
     """The encoder's settings and the passthrough plan for a video or stream output (checked by
-    a trial mux for a file input)."""
+    a trial mux for a file input); ``fmt``: the muxer asked for or chosen for a stream."""
+    codec, crf, preset, pix_fmt = o.codec, o.crf, o.preset, o.pix_fmt
     info = source.info
     hdr = None
     notes = []
