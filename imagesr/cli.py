@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -15,6 +14,7 @@ from typing import List, Optional
 
 from imagesr.core import patches, strict_json
 from imagesr.core.errors import Terminated, UserError, disk_full, sigterm_as_interrupt
+from imagesr.core.flags import positive_float
 from imagesr.core.logs import configure_logging
 from imagesr.core.outputs import remove_claimed
 from imagesr.core.scale import scale_argument as scale_arg
@@ -22,16 +22,6 @@ from imagesr.core.scale import scale_argument as scale_arg
 
 class UsageError(UserError):
     """Bad flags or inputs: printed as one line, exit status 2."""
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
-    return v
 
 
 def _degradation(text: str):
@@ -44,7 +34,7 @@ def _degradation(text: str):
 def _max_megapixels_argument(parser, what: str = "an image") -> None:
     from imagesr.core.media.files import MAX_MEGAPIXELS
 
-    parser.add_argument("--max-megapixels", type=_positive_float, default=MAX_MEGAPIXELS, metavar="MP",
+    parser.add_argument("--max-megapixels", type=positive_float, default=MAX_MEGAPIXELS, metavar="MP",
                         help=f"refuse {what} larger than this many megapixels before decoding it (default "
                              f"{MAX_MEGAPIXELS:g}: 8K UHD fits)")
 
@@ -300,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "folder: an old card does not stay beside the new model)")
     t.add_argument("--batch-size", type=int, default=tc.batch_size)
     t.add_argument("--crop", type=int, default=None, help="HR crop of the stored patches")
-    t.add_argument("--learning-rate", type=_positive_float, default=tc.learning_rate)
+    t.add_argument("--learning-rate", type=positive_float, default=tc.learning_rate)
     t.add_argument("--schedule", choices=["cosine", "constant"], default=tc.schedule)
     t.add_argument("--loss", choices=["l1", "l2"], default=tc.loss)
     t.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute")
@@ -309,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=tc.seed)
     t.add_argument("--warm-start", default=None, help="a shipped model's name, a model dir or a .keras file to start from")
     t.add_argument("--no-eval", action="store_true", help="skip PSNR on the eval split")
-    t.add_argument("--time-budget-s", type=_positive_float, default=None,
+    t.add_argument("--time-budget-s", type=positive_float, default=None,
                    help="train as many steps as fit in this many seconds (--steps caps), the learning rate annealed in time")
     t.add_argument("--in-memory", action="store_true",
                    help="load all pairs into memory first (parsed in parallel; keeps a GPU fed)")
@@ -352,11 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a shipped model's name (imagesr models), a model folder (model.keras), a .keras file or "
                         "'bicubic' (default: the shipped model trained for --scale, else subpixel_x1.5)")
     u.add_argument("--size", default=None, help="output WIDTHxHEIGHT, e.g. 1920x1080 (default: 1.5x the input)")
-    u.add_argument("--scale", type=_positive_float, default=None, help="output = SCALE x the input (instead of --size)")
+    u.add_argument("--scale", type=positive_float, default=None, help="output = SCALE x the input (instead of --size)")
     u.add_argument("--batch", type=int, default=4, help="frames per model call (default 4)")
     u.add_argument("--tile", type=int, default=None,
                    help="run the network on N px tiles with overlap (frames too large for memory)")
-    u.add_argument("--fps", type=_positive_float, default=None, help="frame rate of a video made from frames (default 25)")
+    u.add_argument("--fps", type=positive_float, default=None, help="frame rate of a video made from frames (default 25)")
     u.add_argument("--preset", default=None,
                    help="encoder preset: ultrafast ... veryslow for libx264/libx265 (default veryfast; faster ones "
                         "keep up on few cores, files grow), the encoder's own names otherwise")
@@ -377,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--resume", action="store_true",
                    help="write a file in keyframe-aligned segments; run the same command again after an "
                         "interruption to continue after the last complete segment")
-    u.add_argument("--segment-seconds", type=_positive_float, default=10.0,
+    u.add_argument("--segment-seconds", type=positive_float, default=10.0,
                    help="length of a --resume segment, at least (default 10; cut at the next keyframe)")
     u.add_argument("--quality", type=int, default=None, metavar="Q",
                    help="quality of a .jpg or .webp image output, 1-100 (default 95)")

@@ -81,7 +81,7 @@ def _run(config: PipelineConfig, import_model: Optional[str]) -> Dict:
     # others) go to a folder of this run's own, removed whatever the outcome.
     tmp = tempfile.mkdtemp(prefix=".tmp-run-", dir=config.root if not fs.is_remote(config.root) else None)
     try:
-        with temporary_files_in(tmp, children=True):
+        with temporary_files_in(tmp):
             tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as e:  # noqa: BLE001 - reported with the run's state below
         error = e

@@ -170,7 +170,10 @@ def pixel_unshuffle(x, r: int):
 
 
 class _PixelRearrange(keras.layers.Layer):
-    """What PixelShuffle and PixelUnshuffle share: an integer factor, saved in the config."""
+    """What PixelShuffle and PixelUnshuffle share: an integer factor, saved in the config, and
+    the output shape (sides times the factor and channels over its square, or the inverse)."""
+
+    grows = True  # PixelShuffle: space from depth; PixelUnshuffle: the inverse
 
     def __init__(self, factor: int, **kwargs):
         super().__init__(**kwargs)
@@ -179,25 +182,24 @@ class _PixelRearrange(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
 
+    def compute_output_shape(self, s):
+        r = self.factor
+        side = (lambda n: None if n is None else n * r) if self.grows else (lambda n: None if n is None else n // r)
+        return (s[0], side(s[1]), side(s[2]), s[3] // (r * r) if self.grows else s[3] * r * r)
+
 
 @keras.saving.register_keras_serializable(package="imagesr")
 class PixelShuffle(_PixelRearrange):
     def call(self, x):
         return pixel_shuffle(x, self.factor)
 
-    def compute_output_shape(self, s):
-        r = self.factor
-        return (s[0], None if s[1] is None else s[1] * r, None if s[2] is None else s[2] * r, s[3] // (r * r))
-
 
 @keras.saving.register_keras_serializable(package="imagesr")
 class PixelUnshuffle(_PixelRearrange):
+    grows = False
+
     def call(self, x):
         return pixel_unshuffle(x, self.factor)
-
-    def compute_output_shape(self, s):
-        r = self.factor
-        return (s[0], None if s[1] is None else s[1] // r, None if s[2] is None else s[2] // r, s[3] * r * r)
 
 
 @keras.saving.register_keras_serializable(package="imagesr")

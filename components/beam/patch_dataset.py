@@ -359,7 +359,7 @@ def produce_dataset(
         progress_dir = join(staging, "progress") if local else tempfile.mkdtemp(prefix="imagesr-progress-")
         os.makedirs(progress_dir, exist_ok=True)
     # Local runs keep Beam's and the workers' temporary files inside the staging folder.
-    tmp_context = temporary_files_in(join(staging, "tmp"), children=True) if local else contextlib.nullcontext()
+    tmp_context = temporary_files_in(join(staging, "tmp")) if local else contextlib.nullcontext()
     try:
         with tmp_context:
             return _run_and_finalize(pipeline, sources, patch_options, output, staging, manifest_base, frame_stride,

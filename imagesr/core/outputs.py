@@ -170,26 +170,19 @@ class OutputLock:
 
 
 @contextlib.contextmanager
-def temporary_files_in(folder: str, children: bool = False):
-    """Within the block, this process's temporary files (Python's ``tempfile``) go to ``folder``,
-    so a run's leftovers stay in a place of its own (removed with it). With ``children``, also
-    those of the processes it starts (``TMPDIR`` in the environment they inherit): only where
-    the workers are started by a library that takes no environment of its own (Beam's local
-    workers, TFX's packaging of the user module)."""
+def temporary_files_in(folder: str):
+    """Within the block, this process's temporary files (Python's ``tempfile``: Keras's
+    extracted archives, Beam's and TFX's own folders, TFX's build of the user module) go to
+    ``folder``, so a run's leftovers stay in a place of its own (removed with it). The
+    environment is left alone: the processes a run starts get their folders from it
+    explicitly or leave nothing behind (tests/test_bad_input.py kills a patch job to check)."""
     os.makedirs(folder, exist_ok=True)
-    saved = (os.environ.get("TMPDIR"), tempfile.tempdir)
+    saved = tempfile.tempdir
     tempfile.tempdir = folder
-    if children:
-        os.environ["TMPDIR"] = folder
     try:
         yield folder
     finally:
-        tempfile.tempdir = saved[1]
-        if children:
-            if saved[0] is None:
-                os.environ.pop("TMPDIR", None)
-            else:
-                os.environ["TMPDIR"] = saved[0]
+        tempfile.tempdir = saved
 
 
 def resolve_link(path: str) -> str:

@@ -218,22 +218,11 @@ JOB_DESCRIPTION = ("Turn images, DAVIS frame folders and videos into LR/HR patch
                    "--max_num_workers, --machine_type for --runner DataflowRunner).")
 
 
-def positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
 def add_job_arguments(p) -> None:
     """The patch job's flags on the argparse parser ``p`` (``imagesr patches`` and
     ``imagesr.pipelines.patch_job.run``), their defaults read from :class:`PatchOptions` and
     :class:`JobOptions`, so a default is declared once."""
+    from imagesr.core.flags import positive_int
     from imagesr.core.scale import scale_argument
 
     po, jo = PatchOptions(), JobOptions()
