@@ -108,3 +108,20 @@ def test_dataset_on_gcs_without_beam(gcs_emulator, tmp_path):
     assert got["records"] == counts and got["match"] is True
     staged = dataset.staged_locally(remote, str(tmp_path / "staged"))
     assert all(os.path.isfile(p) for p in staged) and len(staged) == len(remote)
+
+
+def test_a_scheme_beam_cannot_read_is_one_line(tmp_path, capsys):
+    """`patches --input s3://...` where Beam has no s3 support: one line naming the input, no
+    traceback, nothing written."""
+    import importlib.util
+
+    pytest.importorskip("apache_beam")
+    if importlib.util.find_spec("boto3") is not None:
+        pytest.skip("boto3 is installed: Beam would try to reach S3 (no test talks to the internet)")
+    from imagesr import cli
+
+    out = tmp_path / "o"
+    assert cli.main(["patches", "--input", "s3://imagesr-none/x", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "imagesr: error: s3://imagesr-none/x: Beam cannot read it" in err and "Traceback" not in err
+    assert not out.exists()

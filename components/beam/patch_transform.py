@@ -20,12 +20,14 @@ import tempfile
 from typing import Dict, Iterator, List, Optional
 
 import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from imagesr.components.beam.beam_internals import use_fast_crc32c, use_gzip_level
 from imagesr.core import fs
 from imagesr.core.dataset import SPLITS
+from imagesr.core.errors import UserError
 from imagesr.core.patches import PatchOptions
 from imagesr.core.sources import Source, SourceRun
 
@@ -47,7 +49,11 @@ class BeamFS:
         return bool(self._match(path.rstrip("/") + "/**", limit=1))
 
     def exists(self, path: str) -> bool:
-        return FileSystems.exists(path)
+        try:
+            return FileSystems.exists(path)
+        except BeamIOError as e:  # a scheme this Beam installation cannot serve (s3:// without boto3, ...)
+            causes = list((e.exception_details or {}).values())
+            raise UserError(f"{path}: Beam cannot read it ({causes[0] if causes else e})") from None
 
     def _match(self, pattern: str, limit: Optional[int] = None) -> List[str]:
         try:
