@@ -112,6 +112,10 @@ def run_parsed(args, beam_argv: Sequence[str]) -> Dict:
     Raises PatchJobError (a UserError) with a readable message."""
     patch_options = _validate(args)
     opts = pipeline_options(args, beam_argv)
+    unknown = sorted(set(opts.get_all_options(retain_unknown_options=True)) - set(opts.get_all_options()))
+    if unknown:  # Beam would only log that it discards them: a typo would pass unnoticed
+        raise PatchJobError("unrecognized arguments (neither flags of imagesr patches nor Beam pipeline options): "
+                            + " ".join(f"--{u}" for u in unknown))
     FileSystems.set_options(opts)
     output = args.output.rstrip("/") or args.output
     fs = BeamFS()

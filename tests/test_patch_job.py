@@ -382,3 +382,13 @@ def test_a_source_that_fails_halfway_keeps_its_good_frames_marked_partial(tmp_pa
     assert {decode_pair(r).frame for r in records} == set(range(entry["frames"]))
     (dead,) = [json.loads(line) for line in open(os.path.join(out, "dead_letter.jsonl"))]
     assert dead["status"] == "partial" and dead["pairs_kept"] == len(records)
+
+
+def test_a_flag_neither_ours_nor_beams_is_refused(tmp_path):
+    """Beam only logs that it discards arguments it does not know: a mistyped option would pass
+    unnoticed. It is refused, naming it; Beam's own options pass."""
+    write_png(tmp_path / "a.png", smooth_image(64, 64))
+    with pytest.raises(PatchJobError, match="Beam pipeline options\\): --maxworkers$"):
+        patch_job.run(["--input", str(tmp_path), "--output", str(tmp_path / "o"), "--maxworkers", "4",
+                       "--max_num_workers", "2"])
+    assert not (tmp_path / "o").exists()
