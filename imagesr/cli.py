@@ -14,7 +14,7 @@ from typing import List, Optional
 
 from imagesr.core import patches, strict_json
 from imagesr.core.errors import Terminated, UserError, disk_full, sigterm_as_interrupt
-from imagesr.core.flags import positive_float
+from imagesr.core.flags import field_defaults, positive_float
 from imagesr.core.logs import configure_logging
 from imagesr.core.outputs import remove_claimed
 from imagesr.core.scale import scale_argument as scale_arg
@@ -241,16 +241,6 @@ def _command_parser(parser: argparse.ArgumentParser, command: Optional[str]) -> 
     return parser
 
 
-class _Defaults:
-    """A dataclass's field defaults as attributes, read from the class (no instance is made)."""
-
-    def __init__(self, cls):
-        import dataclasses
-
-        self.__dict__.update({f.name: f.default for f in dataclasses.fields(cls)
-                              if f.default is not dataclasses.MISSING})
-
-
 def build_parser() -> argparse.ArgumentParser:
     from imagesr.training.trainer import TrainConfig
 
@@ -276,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     patches.add_job_arguments(pa)
     pa.set_defaults(func=_cmd_patches, beam_options=True)
 
-    tc = _Defaults(TrainConfig)  # declared once; read without building one (that would load Keras)
+    tc = field_defaults(TrainConfig)
     t = sub.add_parser("train", help="train an SR model on patch-pair TFRecords")
     t.add_argument("--examples", required=True, help="output folder of imagesr patches (Split-train/, Split-eval/)")
     t.add_argument("--model", default=tc.model,

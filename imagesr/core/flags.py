@@ -3,7 +3,9 @@ declares (``imagesr.core.patches.add_job_arguments``): each checks a value and s
 what it expected."""
 
 import argparse
+import dataclasses
 import math
+import types
 
 
 def _positive(text: str, convert, what: str):
@@ -22,3 +24,10 @@ def positive_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     return _positive(text, float, "a number")
+
+
+def field_defaults(cls) -> types.SimpleNamespace:
+    """A dataclass's field defaults as attributes, read from the class without building one
+    (building TrainConfig would load Keras): the flags' defaults are the dataclasses' own."""
+    return types.SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(cls)
+                                    if f.default is not dataclasses.MISSING})

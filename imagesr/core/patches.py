@@ -222,10 +222,10 @@ def add_job_arguments(p) -> None:
     """The patch job's flags on the argparse parser ``p`` (``imagesr patches`` and
     ``imagesr.pipelines.patch_job.run``), their defaults read from :class:`PatchOptions` and
     :class:`JobOptions`, so a default is declared once."""
-    from imagesr.core.flags import positive_int
+    from imagesr.core.flags import field_defaults, positive_int
     from imagesr.core.scale import scale_argument
 
-    po, jo = PatchOptions(), JobOptions()
+    po, jo = field_defaults(PatchOptions), field_defaults(JobOptions)
     p.add_argument("--input", action="append", required=True, help="file, folder or glob; local or gs://; repeatable")
     p.add_argument("--output", required=True, help="output folder, local or gs://")
     p.add_argument("--scales", type=scale_argument, nargs="+", default=list(po.scales),
